@@ -237,15 +237,19 @@ class Enum(Wire[E]):
 class Select(Wire[Any]):
     """``select (tag) { case X: A; ... }``: the wire type depends on an earlier field.
 
-    ``cases`` maps tag values to a wire type, or to None for an empty case.
+    ``cases`` maps tag values to a wire type, or to None for an empty case. ``tag`` names an
+    earlier field, or is a function of the earlier fields when the RFC selects on a field of a
+    nested struct (e.g. ``FramedContent.content_type`` for the auth data beside it).
     """
 
-    def __init__(self, tag: str, cases: Mapping[int, Wire[Any] | None]) -> None:
+    def __init__(
+        self, tag: str | Callable[[Mapping[str, Any]], Any], cases: Mapping[int, Wire[Any] | None]
+    ) -> None:
         self.tag = tag
         self.cases = dict(cases)
 
     def resolve(self, ctx: Mapping[str, Any], decoding: bool) -> Wire[Any] | None:
-        tag = ctx[self.tag]
+        tag = ctx[self.tag] if isinstance(self.tag, str) else self.tag(ctx)
         try:
             return self.cases[tag]
         except KeyError:
@@ -263,9 +267,12 @@ class _Field:
     when: Condition | None
 
 
-def wire(spec: Wire[Any], when: Condition | None = None) -> Any:
-    """Declare a struct field's wire type; ``when`` makes it present only if true."""
-    return dataclasses.field(metadata={"wire": spec, "when": when})
+def wire(spec: Wire[Any], when: Condition | None = None, default: Any = dataclasses.MISSING) -> Any:
+    """Declare a struct field's wire type; ``when`` makes it present only if true.
+
+    ``default`` (typically None for a ``select`` case) lets constructors omit the field.
+    """
+    return dataclasses.field(default=default, metadata={"wire": spec, "when": when})
 
 
 class Struct:
