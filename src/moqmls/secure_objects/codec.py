@@ -231,9 +231,11 @@ def decode_plaintext(data: bytes) -> Plaintext:
     assert isinstance(payload, bytes)
     if pos == end:
         return Plaintext(payload)
-    (list_type, body), pos = decode_layout(PROPERTY_LAYOUT, data, pos, end)
-    if list_type != ENCRYPTED_PROPERTIES_LIST:
+    type_field, body_field = PROPERTY_LAYOUT
+    list_type, pos = type_field.decode(data, pos, end)
+    if list_type != ENCRYPTED_PROPERTIES_LIST:  # §3.3.3 step 4: checked before the length
         raise BadPropertiesError(f"expected the Encrypted Properties List, got type {list_type!r}")
+    body, pos = body_field.decode(data, pos, end)
     if pos != end:
         raise DecodeError(f"{end - pos} byte(s) after the Encrypted Properties List")
     assert isinstance(body, bytes)

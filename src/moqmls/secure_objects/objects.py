@@ -22,7 +22,11 @@ from moqmls.secure_objects.codec import (
     encode_plaintext,
     encode_properties,
 )
-from moqmls.secure_objects.errors import BadPropertiesError, MissingKeyIdError
+from moqmls.secure_objects.errors import (
+    BadPropertiesError,
+    MissingKeyIdError,
+    UnknownKeyIdError,
+)
 from moqmls.secure_objects.schedule import (
     derive_key_salt,
     make_aad,
@@ -140,7 +144,7 @@ class TrackKeys:
         """§3.9: check and decrypt; any failure raises and nothing is returned."""
         immutable = tuple(obj.immutable_properties)
         if find_key_id(immutable) != self.key_id:
-            raise MissingKeyIdError(f"object is not under Key ID {self.key_id}")
+            raise UnknownKeyIdError(f"object is not under Key ID {self.key_id}")
         aad = make_aad(
             obj.group_id, obj.object_id, obj.publisher_priority, encode_properties(immutable)
         )
