@@ -53,3 +53,40 @@ class DecryptionError(CryptoError):
 
 class ValidationError(MLSError):
     """A well-formed message that violates a rule of RFC 9420."""
+
+
+class InvalidPaddingError(DecodeError):
+    """PrivateMessageContent padding that is not all zero bytes (RFC 9420 §6.3.1)."""
+
+
+class FramingError(ValidationError):
+    """A message that does not belong where it arrived (RFC 9420 §6): wrong group, epoch,
+    sender or wire format for its content."""
+
+
+class MembershipTagError(FramingError):
+    """A PublicMessage's membership tag did not verify (RFC 9420 §6.2)."""
+
+
+class TreeMathError(MLSError):
+    """A tree-math relation asked of a node that does not have it (RFC 9420 Appendix C)."""
+
+
+class TreeError(ValidationError):
+    """A ratchet tree that violates RFC 9420 §7 (shape, blanks, unmerged leaves, indices)."""
+
+
+class TreeHashError(TreeError):
+    """A tree hash that does not match the expected value (RFC 9420 §7.8)."""
+
+
+class ParentHashError(TreeError):
+    """A ratchet tree or UpdatePath whose parent hashes do not verify (RFC 9420 §7.9)."""
+
+
+class UpdatePathError(ValidationError):
+    """An UpdatePath that cannot be applied or decrypted (RFC 9420 §7.5-§7.6)."""
+
+
+class LeafNodeValidationError(ValidationError):
+    """A LeafNode that fails the checks of RFC 9420 §7.3."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from moqmls.mls.codec import (
     OPAQUE,
@@ -20,6 +21,7 @@ from moqmls.mls.codec import (
     UINT32,
     UINT64,
     Enum,
+    Fixed,
     Optional,
     Reader,
     Select,
@@ -30,6 +32,7 @@ from moqmls.mls.codec import (
     Writer,
     wire,
 )
+from moqmls.mls.errors import EncodeError, InvalidPaddingError
 
 # --------------------------------------------------------------------------- enumerations
 
@@ -625,3 +628,450 @@ class Commit(Struct):
 
     proposals: tuple[ProposalOrRef, ...] = wire(Vector(StructWire(ProposalOrRef)))
     path: UpdatePath | None = wire(Optional(StructWire(UpdatePath)))
+
+
+# --------------------------------------------------------------------------- §6 framing
+
+
+@dataclass(frozen=True)
+class Sender(Struct):
+    """§6: who sent a message: a member's leaf, an external sender's index, or a new member."""
+
+    sender_type: SenderType = wire(SENDER_TYPE)
+    leaf_index: int | None = wire(
+        Select(
+            "sender_type",
+            {
+                SenderType.MEMBER: UINT32,
+                SenderType.EXTERNAL: None,
+                SenderType.NEW_MEMBER_PROPOSAL: None,
+                SenderType.NEW_MEMBER_COMMIT: None,
+            },
+        ),
+        default=None,
+    )
+    sender_index: int | None = wire(
+        Select(
+            "sender_type",
+            {
+                SenderType.MEMBER: None,
+                SenderType.EXTERNAL: UINT32,
+                SenderType.NEW_MEMBER_PROPOSAL: None,
+                SenderType.NEW_MEMBER_COMMIT: None,
+            },
+        ),
+        default=None,
+    )
+
+    @classmethod
+    def member(cls, leaf_index: int) -> Sender:
+        return cls(SenderType.MEMBER, leaf_index=leaf_index)
+
+    @classmethod
+    def external(cls, sender_index: int) -> Sender:
+        return cls(SenderType.EXTERNAL, sender_index=sender_index)
+
+
+def _content_case(content_type: ContentType) -> Select:
+    return Select(
+        "content_type",
+        {
+            ContentType.APPLICATION: OPAQUE if content_type == ContentType.APPLICATION else None,
+            ContentType.PROPOSAL: (
+                StructWire(Proposal) if content_type == ContentType.PROPOSAL else None
+            ),
+            ContentType.COMMIT: StructWire(Commit) if content_type == ContentType.COMMIT else None,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class FramedContent(Struct):
+    """§6: the content of a handshake or application message, before authentication."""
+
+    group_id: bytes = wire(OPAQUE)
+    epoch: int = wire(UINT64)
+    sender: Sender = wire(StructWire(Sender))
+    authenticated_data: bytes = wire(OPAQUE)
+    content_type: ContentType = wire(CONTENT_TYPE)
+    application_data: bytes | None = wire(_content_case(ContentType.APPLICATION), default=None)
+    proposal: Proposal | None = wire(_content_case(ContentType.PROPOSAL), default=None)
+    commit: Commit | None = wire(_content_case(ContentType.COMMIT), default=None)
+
+
+@dataclass(frozen=True)
+class FramedContentAuthData:
+    """§6.1: the signature, and for commits the confirmation tag.
+
+    Whether confirmation_tag is on the wire depends on the content type of the FramedContent
+    beside it, so this struct is encoded through `AUTH_DATA` selected on that content type.
+    """
+
+    signature: bytes
+    confirmation_tag: bytes | None = None
+
+
+class _AuthDataWire(Wire[FramedContentAuthData]):
+    def __init__(self, with_confirmation_tag: bool) -> None:
+        self.with_confirmation_tag = with_confirmation_tag
+
+    def write(self, w: Writer, value: FramedContentAuthData) -> None:
+        w.opaque(value.signature)
+        if self.with_confirmation_tag:
+            if value.confirmation_tag is None:
+                raise EncodeError("a commit's auth data needs a confirmation_tag")
+            w.opaque(value.confirmation_tag)
+
+    def read(self, r: Reader) -> FramedContentAuthData:
+        signature = r.opaque()
+        if self.with_confirmation_tag:
+            return FramedContentAuthData(signature, r.opaque())
+        return FramedContentAuthData(signature)
+
+
+AUTH_DATA: Mapping[ContentType, Wire[FramedContentAuthData]] = {
+    ContentType.APPLICATION: _AuthDataWire(False),
+    ContentType.PROPOSAL: _AuthDataWire(False),
+    ContentType.COMMIT: _AuthDataWire(True),
+}
+
+
+_AUTH_CASES: dict[int, Wire[Any] | None] = {ct: w for ct, w in AUTH_DATA.items()}
+
+
+def _auth_after(content_field: str) -> Select:
+    """The auth data that follows the FramedContent held in ``content_field``."""
+
+    def content_type(ctx: Mapping[str, Any]) -> ContentType:
+        content: FramedContent = ctx[content_field]
+        return content.content_type
+
+    return Select(content_type, _AUTH_CASES)
+
+
+def _content_sender_type(ctx: Mapping[str, Any]) -> SenderType:
+    content: FramedContent = ctx["content"]
+    return content.sender.sender_type
+
+
+@dataclass(frozen=True)
+class FramedContentTBS(Struct):
+    """§6.1: what a message's signature covers; members and new-member commits add the context."""
+
+    version: ProtocolVersion = wire(PROTOCOL_VERSION)
+    wire_format: WireFormat = wire(WIRE_FORMAT)
+    content: FramedContent = wire(StructWire(FramedContent))
+    context: GroupContext | None = wire(
+        Select(
+            _content_sender_type,
+            {
+                SenderType.MEMBER: StructWire(GroupContext),
+                SenderType.NEW_MEMBER_COMMIT: StructWire(GroupContext),
+                SenderType.EXTERNAL: None,
+                SenderType.NEW_MEMBER_PROPOSAL: None,
+            },
+        ),
+        default=None,
+    )
+
+
+@dataclass(frozen=True)
+class AuthenticatedContent(Struct):
+    """§6.1: FramedContent with its wire format and authentication data."""
+
+    wire_format: WireFormat = wire(WIRE_FORMAT)
+    content: FramedContent = wire(StructWire(FramedContent))
+    auth: FramedContentAuthData = wire(_auth_after("content"))
+
+
+@dataclass(frozen=True)
+class AuthenticatedContentTBM(Struct):
+    """§6.2: what a PublicMessage's membership tag covers."""
+
+    content_tbs: FramedContentTBS = wire(StructWire(FramedContentTBS))
+    auth: FramedContentAuthData = wire(
+        Select(
+            lambda ctx: ctx["content_tbs"].content.content_type,
+            _AUTH_CASES,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class PublicMessage(Struct):
+    """§6.2: a signed, unencrypted message; members add a membership tag."""
+
+    content: FramedContent = wire(StructWire(FramedContent))
+    auth: FramedContentAuthData = wire(_auth_after("content"))
+    membership_tag: bytes | None = wire(
+        Select(
+            _content_sender_type,
+            {
+                SenderType.MEMBER: OPAQUE,
+                SenderType.EXTERNAL: None,
+                SenderType.NEW_MEMBER_PROPOSAL: None,
+                SenderType.NEW_MEMBER_COMMIT: None,
+            },
+        ),
+        default=None,
+    )
+
+
+@dataclass(frozen=True)
+class PrivateMessage(Struct):
+    """§6.3: an encrypted message with encrypted sender data."""
+
+    group_id: bytes = wire(OPAQUE)
+    epoch: int = wire(UINT64)
+    content_type: ContentType = wire(CONTENT_TYPE)
+    authenticated_data: bytes = wire(OPAQUE)
+    encrypted_sender_data: bytes = wire(OPAQUE)
+    ciphertext: bytes = wire(OPAQUE)
+
+
+@dataclass(frozen=True)
+class PrivateContentAAD(Struct):
+    """§6.3.1: the AAD of a PrivateMessage's content encryption."""
+
+    group_id: bytes = wire(OPAQUE)
+    epoch: int = wire(UINT64)
+    content_type: ContentType = wire(CONTENT_TYPE)
+    authenticated_data: bytes = wire(OPAQUE)
+
+
+@dataclass(frozen=True)
+class SenderData(Struct):
+    """§6.3.2: the sender's leaf, the ratchet generation and the reuse guard."""
+
+    leaf_index: int = wire(UINT32)
+    generation: int = wire(UINT32)
+    reuse_guard: bytes = wire(Fixed(4))
+
+
+@dataclass(frozen=True)
+class SenderDataAAD(Struct):
+    """§6.3.2: the AAD of the sender data encryption."""
+
+    group_id: bytes = wire(OPAQUE)
+    epoch: int = wire(UINT64)
+    content_type: ContentType = wire(CONTENT_TYPE)
+
+
+@dataclass(frozen=True)
+class PrivateMessageContent:
+    """§6.3.1: the plaintext of a PrivateMessage: content, auth data and zero padding.
+
+    Its layout depends on the PrivateMessage's content_type, given to `encode` and `decode`.
+    """
+
+    content_type: ContentType
+    application_data: bytes | None = None
+    proposal: Proposal | None = None
+    commit: Commit | None = None
+    auth: FramedContentAuthData = FramedContentAuthData(b"")
+    padding: int = 0
+
+    def encode(self) -> bytes:
+        w = Writer()
+        if self.content_type == ContentType.APPLICATION:
+            if self.application_data is None:
+                raise EncodeError("application content without application_data")
+            w.opaque(self.application_data)
+        elif self.content_type == ContentType.PROPOSAL:
+            if self.proposal is None:
+                raise EncodeError("proposal content without proposal")
+            self.proposal.write_to(w)
+        else:
+            if self.commit is None:
+                raise EncodeError("commit content without commit")
+            self.commit.write_to(w)
+        AUTH_DATA[self.content_type].write(w, self.auth)
+        w.write(bytes(self.padding))
+        return bytes(w.buf)
+
+    @classmethod
+    def decode(cls, data: bytes, content_type: ContentType) -> PrivateMessageContent:
+        """Parse the plaintext; padding must be all zero (§6.3.1)."""
+        r = Reader(data)
+        application_data = proposal = commit = None
+        if content_type == ContentType.APPLICATION:
+            application_data = r.opaque()
+        elif content_type == ContentType.PROPOSAL:
+            proposal = Proposal.read_from(r)
+        else:
+            commit = Commit.read_from(r)
+        auth = AUTH_DATA[content_type].read(r)
+        padding = r.read(r.remaining)
+        if padding.count(0) != len(padding):
+            raise InvalidPaddingError("PrivateMessageContent padding is not all zero")
+        return cls(content_type, application_data, proposal, commit, auth, len(padding))
+
+    def framed_content(
+        self, group_id: bytes, epoch: int, sender: Sender, authenticated_data: bytes
+    ) -> FramedContent:
+        """The FramedContent this plaintext carries (§6.3.1)."""
+        return FramedContent(
+            group_id,
+            epoch,
+            sender,
+            authenticated_data,
+            self.content_type,
+            self.application_data,
+            self.proposal,
+            self.commit,
+        )
+
+
+# --------------------------------------------------------------------------- §8.2 transcripts
+
+
+@dataclass(frozen=True)
+class ConfirmedTranscriptHashInput(Struct):
+    """§8.2: what the confirmed transcript hash absorbs for a commit."""
+
+    wire_format: WireFormat = wire(WIRE_FORMAT)
+    content: FramedContent = wire(StructWire(FramedContent))
+    signature: bytes = wire(OPAQUE)
+
+
+@dataclass(frozen=True)
+class InterimTranscriptHashInput(Struct):
+    """§8.2: what the interim transcript hash absorbs (the confirmation tag)."""
+
+    confirmation_tag: bytes = wire(OPAQUE)
+
+
+# --------------------------------------------------------------------------- §12.4.3 Welcome
+
+
+@dataclass(frozen=True)
+class GroupInfoTBS(Struct):
+    """§12.4.3: what a GroupInfo's signature covers ("GroupInfoTBS")."""
+
+    group_context: GroupContext = wire(StructWire(GroupContext))
+    extensions: tuple[Extension, ...] = wire(EXTENSIONS)
+    confirmation_tag: bytes = wire(OPAQUE)
+    signer: int = wire(UINT32)
+
+
+@dataclass(frozen=True)
+class GroupInfo(Struct):
+    """§12.4.3: the group's context, extensions and confirmation tag, signed by a member."""
+
+    group_context: GroupContext = wire(StructWire(GroupContext))
+    extensions: tuple[Extension, ...] = wire(EXTENSIONS)
+    confirmation_tag: bytes = wire(OPAQUE)
+    signer: int = wire(UINT32)
+    signature: bytes = wire(OPAQUE)
+
+    def tbs(self) -> GroupInfoTBS:
+        return GroupInfoTBS(self.group_context, self.extensions, self.confirmation_tag, self.signer)
+
+
+@dataclass(frozen=True)
+class PathSecret(Struct):
+    """§12.4.3: the path secret of the lowest common ancestor with the committer."""
+
+    path_secret: bytes = wire(OPAQUE)
+
+
+@dataclass(frozen=True)
+class GroupSecrets(Struct):
+    """§12.4.3: what a Welcome encrypts to each new member."""
+
+    joiner_secret: bytes = wire(OPAQUE)
+    path_secret: PathSecret | None = wire(Optional(StructWire(PathSecret)))
+    psks: tuple[PreSharedKeyID, ...] = wire(Vector(StructWire(PreSharedKeyID)))
+
+
+@dataclass(frozen=True)
+class EncryptedGroupSecrets(Struct):
+    """§12.4.3: GroupSecrets encrypted to one new member's KeyPackage init key."""
+
+    new_member: bytes = wire(OPAQUE)
+    encrypted_group_secrets: HPKECiphertext = wire(StructWire(HPKECiphertext))
+
+
+@dataclass(frozen=True)
+class Welcome(Struct):
+    """§12.4.3: the message that brings new members into a group."""
+
+    cipher_suite: int = wire(UINT16)
+    secrets: tuple[EncryptedGroupSecrets, ...] = wire(Vector(StructWire(EncryptedGroupSecrets)))
+    encrypted_group_info: bytes = wire(OPAQUE)
+
+
+# --------------------------------------------------------------------------- §12-§13 extensions
+
+
+@dataclass(frozen=True)
+class ExternalPub(Struct):
+    """§12.4.3.2: the external_pub GroupInfo extension."""
+
+    external_pub: bytes = wire(OPAQUE)
+
+
+@dataclass(frozen=True)
+class ExternalSender(Struct):
+    """§12.1.8.1: one entry of the external_senders extension."""
+
+    signature_key: bytes = wire(OPAQUE)
+    credential: Credential = wire(StructWire(Credential))
+
+
+EXTERNAL_SENDERS: Wire[tuple[ExternalSender, ...]] = Vector(StructWire(ExternalSender))
+
+
+@dataclass(frozen=True)
+class RequiredCapabilities(Struct):
+    """§11.1: the required_capabilities extension."""
+
+    extension_types: tuple[int, ...] = wire(Vector(UINT16))
+    proposal_types: tuple[int, ...] = wire(Vector(UINT16))
+    credential_types: tuple[int, ...] = wire(Vector(UINT16))
+
+
+# --------------------------------------------------------------------------- §6 MLSMessage
+
+
+def _body_case(fmt: WireFormat, body: Wire[Any]) -> Select:
+    return Select("wire_format", {f: (body if f == fmt else None) for f in WireFormat})
+
+
+@dataclass(frozen=True)
+class MLSMessage(Struct):
+    """§6: the top-level message: a version, a wire format and the message of that format."""
+
+    version: ProtocolVersion = wire(PROTOCOL_VERSION)
+    wire_format: WireFormat = wire(WIRE_FORMAT)
+    public_message: PublicMessage | None = wire(
+        _body_case(WireFormat.MLS_PUBLIC_MESSAGE, StructWire(PublicMessage)), default=None
+    )
+    private_message: PrivateMessage | None = wire(
+        _body_case(WireFormat.MLS_PRIVATE_MESSAGE, StructWire(PrivateMessage)), default=None
+    )
+    welcome: Welcome | None = wire(
+        _body_case(WireFormat.MLS_WELCOME, StructWire(Welcome)), default=None
+    )
+    group_info: GroupInfo | None = wire(
+        _body_case(WireFormat.MLS_GROUP_INFO, StructWire(GroupInfo)), default=None
+    )
+    key_package: KeyPackage | None = wire(
+        _body_case(WireFormat.MLS_KEY_PACKAGE, StructWire(KeyPackage)), default=None
+    )
+
+    @classmethod
+    def of(
+        cls, body: PublicMessage | PrivateMessage | Welcome | GroupInfo | KeyPackage
+    ) -> MLSMessage:
+        """Wrap ``body`` in an MLSMessage of protocol version mls10."""
+        v = ProtocolVersion.MLS10
+        if isinstance(body, PublicMessage):
+            return cls(v, WireFormat.MLS_PUBLIC_MESSAGE, public_message=body)
+        if isinstance(body, PrivateMessage):
+            return cls(v, WireFormat.MLS_PRIVATE_MESSAGE, private_message=body)
+        if isinstance(body, Welcome):
+            return cls(v, WireFormat.MLS_WELCOME, welcome=body)
+        if isinstance(body, GroupInfo):
+            return cls(v, WireFormat.MLS_GROUP_INFO, group_info=body)
+        return cls(v, WireFormat.MLS_KEY_PACKAGE, key_package=body)
