@@ -90,3 +90,19 @@ class UpdatePathError(ValidationError):
 
 class LeafNodeValidationError(ValidationError):
     """A LeafNode that fails the checks of RFC 9420 §7.3."""
+
+
+class InvalidKeyError(CryptoError):
+    """Key bytes that do not encode a key of the cipher suite (RFC 9180 §7.1.1)."""
+
+
+class SecretTreeError(CryptoError):
+    """A secret-tree lookup that RFC 9420 §9 forbids or that cannot be served."""
+
+
+class SecretReuseError(SecretTreeError):
+    """A generation whose key was already consumed and deleted (RFC 9420 §9.2)."""
+
+
+class GenerationTooFarError(SecretTreeError):
+    """A generation beyond the allowed distance ahead of the ratchet (RFC 9420 §9.1)."""
