@@ -61,11 +61,21 @@ class Reader:
         return out
 
     def uint(self, size: int) -> int:
-        return int.from_bytes(self.read(size), "big")
+        pos = self._pos
+        if pos + size > self._end:
+            raise TruncatedError(f"need {size} byte(s), have {self._end - pos}")
+        self._pos = pos + size
+        return int.from_bytes(self._data[pos : pos + size], "big")
 
     def varint(self) -> int:
         """A variable-size length (§2.1.2): minimal encoding, "11" prefix rejected."""
-        first = self.uint(1)
+        pos = self._pos
+        if pos >= self._end:
+            raise TruncatedError("need 1 byte(s), have 0")
+        first = self._data[pos]
+        self._pos = pos + 1
+        if first < 0x40:
+            return first
         prefix = first >> 6
         if prefix == 3:
             raise InvalidVarintError("variable-size length with reserved prefix 0b11")
@@ -258,6 +268,8 @@ class Select(Wire[Any]):
 
 
 Condition = Callable[[Mapping[str, Any]], bool]
+# (field name, the wire type's read, its presence condition, its Select if it has one)
+_ReadStep = tuple[str, Callable[["Reader"], Any], "Condition | None", "Select | None"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,6 +291,7 @@ class Struct:
     """Base of every MLS struct: a dataclass whose fields are declared with `wire`."""
 
     _fields_cache: ClassVar[tuple[_Field, ...] | None] = None
+    _plan_cache: ClassVar[tuple[_ReadStep, ...] | None] = None
 
     @classmethod
     def _wire_fields(cls) -> tuple[_Field, ...]:
@@ -308,19 +321,37 @@ class Struct:
     @classmethod
     def read_from(cls, r: Reader) -> Self:
         values: dict[str, Any] = {}
-        for f in cls._wire_fields():
-            if f.when is not None and not f.when(values):
-                values[f.name] = None
+        for name, read, when, select in cls._read_plan():
+            if when is not None and not when(values):
+                values[name] = None
                 continue
-            spec = f.wire
-            if isinstance(spec, Select):
-                resolved = spec.resolve(values, decoding=True)
+            if select is not None:
+                resolved = select.resolve(values, decoding=True)
                 if resolved is None:
-                    values[f.name] = None
+                    values[name] = None
                     continue
-                spec = resolved
-            values[f.name] = spec.read(r)
-        return cls(**values)
+                values[name] = resolved.read(r)
+                continue
+            values[name] = read(r)
+        # Every field is on the wire, so the dataclass __init__ (one object.__setattr__ per
+        # field of a frozen class) would only repeat what we already know; large ratchet
+        # trees decode noticeably faster without it.
+        obj = object.__new__(cls)
+        object.__setattr__(obj, "__dict__", values)
+        return obj
+
+    @classmethod
+    def _read_plan(cls) -> tuple[_ReadStep, ...]:
+        plan: tuple[_ReadStep, ...] | None = cls.__dict__.get("_plan_cache")
+        if plan is None:
+            plan = tuple(
+                (f.name, f.wire.read, f.when, f.wire if isinstance(f.wire, Select) else None)
+                for f in cls._wire_fields()
+            )
+            if len(plan) != len(dataclasses.fields(cls)):  # type: ignore[arg-type]
+                raise TypeError(f"{cls.__name__} has fields without a wire type")
+            cls._plan_cache = plan
+        return plan
 
     def encode(self) -> bytes:
         w = Writer()
