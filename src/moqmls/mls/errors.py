@@ -106,3 +106,36 @@ class SecretReuseError(SecretTreeError):
 
 class GenerationTooFarError(SecretTreeError):
     """A generation beyond the allowed distance ahead of the ratchet (RFC 9420 §9.1)."""
+
+
+class KeyPackageError(ValidationError):
+    """A KeyPackage that fails the checks of RFC 9420 §10.1."""
+
+
+class ProposalError(ValidationError):
+    """A proposal or proposal list that RFC 9420 §12.1-§12.2 makes invalid."""
+
+
+class UnknownProposalError(ProposalError):
+    """A commit referencing a proposal this member has not received this epoch (§12.4)."""
+
+
+class CommitError(ValidationError):
+    """A commit that fails the processing rules of RFC 9420 §12.4.2 (path, confirmation tag)."""
+
+
+class ConfirmationTagError(CommitError):
+    """A confirmation tag that does not match the one computed locally (RFC 9420 §8.1)."""
+
+
+class WelcomeError(ValidationError):
+    """A Welcome that cannot be used to join (RFC 9420 §12.4.3.1)."""
+
+
+class MissingPSKError(ValidationError):
+    """A pre-shared key the message needs and this member does not hold (RFC 9420 §8.4)."""
+
+
+class GroupStateError(MLSError):
+    """An operation the group's current state does not allow (removed member, wrong epoch,
+    own message echoed back, stale pending commit)."""
