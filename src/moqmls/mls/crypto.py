@@ -1,0 +1,465 @@
+"""MLS cipher suites 0x0001-0x0007 (RFC 9420 §5.1, §17.1) on `cryptography`.
+
+Hash, HMAC and HKDF (RFC 5869) run on the standard library's OpenSSL-backed `hashlib`/`hmac`
+(the per-call cost matters in the secret tree); AEAD, ECDH/X25519/X448 and signatures are
+`cryptography`'s. HPKE base mode is `cryptography.hazmat.primitives.hpke` except for
+DHKEM(X448) and DeriveKeyPair, which `moqmls.mls.hpke_x448` provides. Keys travel as raw bytes
+(RFC 9180 §7.1.1 serialisation; signature keys as the RFC 9420 vectors encode them: EdDSA raw,
+ECDSA private scalar / uncompressed point) and are turned into key objects through caches.
+ECDSA signatures are DER-encoded (RFC 9420 §5.1.2), EdDSA raw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from typing import Final
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes, hpke, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, x448, x25519
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+
+from moqmls.mls.codec import encode_varint
+from moqmls.mls.errors import (
+    DecryptionError,
+    InvalidKeyError,
+    UnsupportedCipherSuiteError,
+)
+from moqmls.mls.hpke_x448 import (
+    KEM_P256,
+    KEM_P384,
+    KEM_P521,
+    KEM_X448,
+    KEM_X25519,
+    AeadCipher,
+    Kdf,
+    X448Hpke,
+    derive_candidate_scalars,
+)
+
+MLS_LABEL_PREFIX: Final = b"MLS 1.0 "
+
+_CURVES: Final[dict[str, ec.EllipticCurve]] = {
+    "p256": ec.SECP256R1(),
+    "p384": ec.SECP384R1(),
+    "p521": ec.SECP521R1(),
+}
+_CURVE_ORDERS: Final = {
+    "p256": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+    "p384": int(
+        "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf"
+        "581a0db248b0a77aecec196accc52973",
+        16,
+    ),
+    "p521": int(
+        "01ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+        "fa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409",
+        16,
+    ),
+}
+_SCALAR_LEN: Final = {"p256": 32, "p384": 48, "p521": 66}
+_ECDSA_HASH: Final[dict[str, type[hashes.HashAlgorithm]]] = {
+    "p256": hashes.SHA256,
+    "p384": hashes.SHA384,
+    "p521": hashes.SHA512,
+}
+
+
+def _opaque(data: bytes) -> bytes:
+    """``opaque data<V>`` (RFC 9420 §2.1.2)."""
+    return encode_varint(len(data)) + data
+
+
+@dataclass(frozen=True)
+class _KemSpec:
+    """A DHKEM of RFC 9180 §7.1: the group, its id, sizes and KDF hash."""
+
+    kem_id: int
+    group: str  # "x25519", "x448", "p256", "p384", "p521"
+    n_sk: int
+    n_pk: int
+    hash_name: str
+
+
+_KEMS: Final = {
+    KEM_X25519: _KemSpec(KEM_X25519, "x25519", 32, 32, "sha256"),
+    KEM_X448: _KemSpec(KEM_X448, "x448", 56, 56, "sha512"),
+    KEM_P256: _KemSpec(KEM_P256, "p256", 32, 65, "sha256"),
+    KEM_P384: _KemSpec(KEM_P384, "p384", 48, 97, "sha384"),
+    KEM_P521: _KemSpec(KEM_P521, "p521", 66, 133, "sha512"),
+}
+_LIB_KEMS: Final = {
+    KEM_X25519: hpke.KEM.X25519,
+    KEM_P256: hpke.KEM.P256,
+    KEM_P384: hpke.KEM.P384,
+    KEM_P521: hpke.KEM.P521,
+}
+_LIB_KDFS: Final = {
+    "sha256": hpke.KDF.HKDF_SHA256,
+    "sha384": hpke.KDF.HKDF_SHA384,
+    "sha512": hpke.KDF.HKDF_SHA512,
+}
+
+
+# -- key objects from raw bytes (cached: the same keys are used over and over) ------------
+
+
+@lru_cache(maxsize=4096)
+def _kem_private(
+    group: str, raw: bytes
+) -> x25519.X25519PrivateKey | x448.X448PrivateKey | (ec.EllipticCurvePrivateKey):
+    """SerializePrivateKey's inverse (RFC 9180 §7.1.2)."""
+    try:
+        if group == "x25519":
+            return x25519.X25519PrivateKey.from_private_bytes(raw)
+        if group == "x448":
+            return x448.X448PrivateKey.from_private_bytes(raw)
+        return _ec_private(group, raw)
+    except ValueError as exc:
+        raise InvalidKeyError(f"invalid {group} private key: {exc}") from exc
+
+
+@lru_cache(maxsize=4096)
+def _kem_public(
+    group: str, raw: bytes
+) -> x25519.X25519PublicKey | x448.X448PublicKey | (ec.EllipticCurvePublicKey):
+    """DeserializePublicKey (RFC 9180 §7.1.1)."""
+    try:
+        if group == "x25519":
+            return x25519.X25519PublicKey.from_public_bytes(raw)
+        if group == "x448":
+            return x448.X448PublicKey.from_public_bytes(raw)
+        return _ec_public(group, raw)
+    except ValueError as exc:
+        raise InvalidKeyError(f"invalid {group} public key: {exc}") from exc
+
+
+def _ec_private(group: str, raw: bytes) -> ec.EllipticCurvePrivateKey:
+    if len(raw) != _SCALAR_LEN[group]:
+        raise InvalidKeyError(f"{group} private key of {len(raw)} bytes")
+    return ec.derive_private_key(int.from_bytes(raw, "big"), _CURVES[group])
+
+
+def _ec_public(group: str, raw: bytes) -> ec.EllipticCurvePublicKey:
+    if not raw or raw[0] != 0x04:
+        raise InvalidKeyError(f"{group} public key is not an uncompressed point")
+    return ec.EllipticCurvePublicKey.from_encoded_point(_CURVES[group], raw)
+
+
+def _public_bytes(key: object) -> bytes:
+    """SerializePublicKey (RFC 9180 §7.1.1): raw for X/Ed curves, uncompressed for NIST."""
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return key.public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+    if isinstance(
+        key,
+        x25519.X25519PublicKey
+        | x448.X448PublicKey
+        | ed25519.Ed25519PublicKey
+        | ed448.Ed448PublicKey,
+    ):
+        return key.public_bytes_raw()
+    raise TypeError(f"not a public key: {type(key).__name__}")
+
+
+def _private_bytes(key: object, n_sk: int) -> bytes:
+    """SerializePrivateKey (RFC 9180 §7.1.2): raw, or the big-endian scalar of Nsk bytes."""
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return key.private_numbers().private_value.to_bytes(n_sk, "big")
+    if isinstance(
+        key,
+        x25519.X25519PrivateKey
+        | x448.X448PrivateKey
+        | ed25519.Ed25519PrivateKey
+        | ed448.Ed448PrivateKey,
+    ):
+        return key.private_bytes_raw()
+    raise TypeError(f"not a private key: {type(key).__name__}")
+
+
+SigPrivate = ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey | ec.EllipticCurvePrivateKey
+SigPublic = ed25519.Ed25519PublicKey | ed448.Ed448PublicKey | ec.EllipticCurvePublicKey
+
+
+@lru_cache(maxsize=4096)
+def _sig_private(scheme: str, raw: bytes) -> SigPrivate:
+    try:
+        if scheme == "ed25519":
+            return ed25519.Ed25519PrivateKey.from_private_bytes(raw)
+        if scheme == "ed448":
+            return ed448.Ed448PrivateKey.from_private_bytes(raw)
+        return _ec_private(scheme, raw)
+    except ValueError as exc:
+        raise InvalidKeyError(f"invalid {scheme} signature private key: {exc}") from exc
+
+
+@lru_cache(maxsize=4096)
+def _sig_public(scheme: str, raw: bytes) -> SigPublic:
+    try:
+        if scheme == "ed25519":
+            return ed25519.Ed25519PublicKey.from_public_bytes(raw)
+        if scheme == "ed448":
+            return ed448.Ed448PublicKey.from_public_bytes(raw)
+        return _ec_public(scheme, raw)
+    except ValueError as exc:
+        raise InvalidKeyError(f"invalid {scheme} signature public key: {exc}") from exc
+
+
+# -- the cipher suite ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CipherSuite:
+    """One MLS cipher suite (RFC 9420 §5.1); obtain it with `cipher_suite`."""
+
+    suite_id: int
+    name: str
+    hash_len: int
+    aead_key_len: int
+    aead_nonce_len: int
+    hash_name: str
+    aead_name: str  # "aesgcm" | "chacha20poly1305"
+    kem: _KemSpec
+    signature_scheme: str  # "ed25519" | "ed448" | "p256" | "p384" | "p521"
+
+    # -- hash, MAC, KDF (RFC 9420 §5.1, §8) --
+
+    def hash(self, data: bytes) -> bytes:
+        """The suite's hash function."""
+        return hashlib.new(self.hash_name, data).digest()
+
+    def mac(self, key: bytes, data: bytes) -> bytes:
+        """HMAC with the suite's hash (RFC 9420 §5.1)."""
+        return hmac.digest(key, data, self.hash_name)
+
+    def extract(self, salt: bytes, ikm: bytes) -> bytes:
+        """HKDF-Extract (RFC 5869 §2.2)."""
+        return self._kdf.extract(salt, ikm)
+
+    def expand(self, prk: bytes, info: bytes, length: int) -> bytes:
+        """HKDF-Expand (RFC 5869 §2.3)."""
+        return self._kdf.expand(prk, info, length)
+
+    def expand_with_label(self, secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
+        """ExpandWithLabel (RFC 9420 §8): KDFLabel {length, "MLS 1.0 " + label, context}."""
+        kdf_label = length.to_bytes(2, "big") + _opaque(MLS_LABEL_PREFIX + label) + _opaque(context)
+        return self._kdf.expand(secret, kdf_label, length)
+
+    def derive_secret(self, secret: bytes, label: bytes) -> bytes:
+        """DeriveSecret (RFC 9420 §8)."""
+        return self.expand_with_label(secret, label, b"", self.hash_len)
+
+    def ref_hash(self, label: bytes, value: bytes) -> bytes:
+        """RefHash (RFC 9420 §5.2): Hash(RefHashInput {label, value})."""
+        return self.hash(_opaque(label) + _opaque(value))
+
+    def key_package_ref(self, key_package: bytes) -> bytes:
+        """MakeKeyPackageRef (RFC 9420 §5.2) of an encoded KeyPackage."""
+        return self.ref_hash(b"MLS 1.0 KeyPackage Reference", key_package)
+
+    def proposal_ref(self, authenticated_content: bytes) -> bytes:
+        """MakeProposalRef (RFC 9420 §5.2) of an encoded AuthenticatedContent."""
+        return self.ref_hash(b"MLS 1.0 Proposal Reference", authenticated_content)
+
+    # -- AEAD --
+
+    def _aead(self, key: bytes) -> AeadCipher:
+        if len(key) != self.aead_key_len:
+            raise DecryptionError(f"AEAD key of {len(key)} bytes, expected {self.aead_key_len}")
+        if self.aead_name == "aesgcm":
+            return AESGCM(key)
+        return ChaCha20Poly1305(key)
+
+    def aead_encrypt(self, key: bytes, nonce: bytes, aad: bytes, plaintext: bytes) -> bytes:
+        """AEAD.Seal with the suite's AEAD (RFC 9420 §5.1)."""
+        return self._aead(key).encrypt(nonce, plaintext, aad)
+
+    def aead_decrypt(self, key: bytes, nonce: bytes, aad: bytes, ciphertext: bytes) -> bytes:
+        """AEAD.Open; a ciphertext that does not authenticate raises `DecryptionError`."""
+        if len(nonce) != self.aead_nonce_len:
+            raise DecryptionError(f"nonce of {len(nonce)} bytes, expected {self.aead_nonce_len}")
+        try:
+            return self._aead(key).decrypt(nonce, ciphertext, aad)
+        except InvalidTag:
+            raise DecryptionError("AEAD ciphertext did not authenticate") from None
+
+    # -- signatures (RFC 9420 §5.1.2) --
+
+    def _sign_content(self, label: bytes, content: bytes) -> bytes:
+        return _opaque(MLS_LABEL_PREFIX + label) + _opaque(content)
+
+    def sign_with_label(self, sig_priv: bytes, label: bytes, content: bytes) -> bytes:
+        """SignWithLabel (RFC 9420 §5.1.2)."""
+        key = _sig_private(self.signature_scheme, sig_priv)
+        message = self._sign_content(label, content)
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            return key.sign(message, ec.ECDSA(_ECDSA_HASH[self.signature_scheme]()))
+        return key.sign(message)
+
+    def verify_with_label(
+        self, sig_pub: bytes, label: bytes, content: bytes, signature: bytes
+    ) -> bool:
+        """VerifyWithLabel (RFC 9420 §5.1.2); malformed public keys raise `InvalidKeyError`."""
+        key = _sig_public(self.signature_scheme, sig_pub)
+        message = self._sign_content(label, content)
+        try:
+            if isinstance(key, ec.EllipticCurvePublicKey):
+                key.verify(signature, message, ec.ECDSA(_ECDSA_HASH[self.signature_scheme]()))
+            else:
+                key.verify(signature, message)
+        except InvalidSignature:
+            return False
+        return True
+
+    def generate_signature_key_pair(self) -> tuple[bytes, bytes]:
+        """A fresh signature key pair (private, public) in the vectors' encoding."""
+        scheme = self.signature_scheme
+        key: SigPrivate
+        if scheme == "ed25519":
+            key = ed25519.Ed25519PrivateKey.generate()
+        elif scheme == "ed448":
+            key = ed448.Ed448PrivateKey.generate()
+        else:
+            key = ec.generate_private_key(_CURVES[scheme])
+        priv = _private_bytes(key, _SCALAR_LEN.get(scheme, 0))
+        return priv, _public_bytes(key.public_key())
+
+    def signature_public_key(self, sig_priv: bytes) -> bytes:
+        """The public key belonging to a signature private key."""
+        return _public_bytes(_sig_private(self.signature_scheme, sig_priv).public_key())
+
+    # -- HPKE (RFC 9420 §5.1.3, RFC 9180) --
+
+    def encrypt_with_label(
+        self, enc_pub: bytes, label: bytes, context: bytes, plaintext: bytes
+    ) -> tuple[bytes, bytes]:
+        """EncryptWithLabel (RFC 9420 §5.1.3): (kem_output, ciphertext)."""
+        info = _opaque(MLS_LABEL_PREFIX + label) + _opaque(context)
+        public_key = _kem_public(self.kem.group, enc_pub)
+        if isinstance(public_key, x448.X448PublicKey):
+            return self._x448_hpke.seal(public_key, info, b"", plaintext)
+        sealed = self._lib_hpke.encrypt(plaintext, public_key, info)
+        return sealed[: self.kem.n_pk], sealed[self.kem.n_pk :]
+
+    def decrypt_with_label(
+        self, enc_priv: bytes, label: bytes, context: bytes, kem_output: bytes, ciphertext: bytes
+    ) -> bytes:
+        """DecryptWithLabel (RFC 9420 §5.1.3); any failure raises `DecryptionError`."""
+        info = _opaque(MLS_LABEL_PREFIX + label) + _opaque(context)
+        private_key = _kem_private(self.kem.group, enc_priv)
+        if isinstance(private_key, x448.X448PrivateKey):
+            return self._x448_hpke.open(private_key, kem_output, info, b"", ciphertext)
+        if len(kem_output) != self.kem.n_pk:
+            raise DecryptionError(f"kem_output of {len(kem_output)} bytes, need {self.kem.n_pk}")
+        try:
+            return self._lib_hpke.decrypt(kem_output + ciphertext, private_key, info)
+        except (InvalidTag, ValueError) as exc:
+            raise DecryptionError(f"HPKE open failed: {exc or 'authentication'}") from None
+
+    def derive_key_pair(self, ikm: bytes) -> tuple[bytes, bytes]:
+        """DeriveKeyPair (RFC 9180 §7.1.3): (private, public) HPKE keys from a secret."""
+        spec = self.kem
+        candidates = derive_candidate_scalars(spec.kem_id, Kdf(spec.hash_name), ikm, spec.n_sk)
+        if spec.group in ("x25519", "x448"):
+            priv = candidates()
+        else:
+            order = _CURVE_ORDERS[spec.group]
+            mask = 0x01 if spec.group == "p521" else 0xFF
+            scalar = 0
+            while scalar == 0 or scalar >= order:
+                candidate = candidates()
+                priv = bytes((candidate[0] & mask,)) + candidate[1:]
+                scalar = int.from_bytes(priv, "big")
+        return priv, self.hpke_public_key(priv)
+
+    def generate_key_pair(self) -> tuple[bytes, bytes]:
+        """A fresh HPKE key pair (private, public), serialised per RFC 9180 §7.1."""
+        group = self.kem.group
+        key: x25519.X25519PrivateKey | x448.X448PrivateKey | ec.EllipticCurvePrivateKey
+        if group == "x25519":
+            key = x25519.X25519PrivateKey.generate()
+        elif group == "x448":
+            key = x448.X448PrivateKey.generate()
+        else:
+            key = ec.generate_private_key(_CURVES[group])
+        return _private_bytes(key, self.kem.n_sk), _public_bytes(key.public_key())
+
+    def hpke_public_key(self, enc_priv: bytes) -> bytes:
+        """The HPKE public key belonging to a private key."""
+        return _public_bytes(_kem_private(self.kem.group, enc_priv).public_key())
+
+    # -- derived helpers (cached per suite object) --
+
+    @property
+    def _kdf(self) -> Kdf:
+        return _kdf_for(self.hash_name)
+
+    @property
+    def _lib_hpke(self) -> hpke.Suite:
+        return _lib_suite(self.suite_id)
+
+    @property
+    def _x448_hpke(self) -> X448Hpke:
+        return _x448_suite(self.suite_id)
+
+
+@cache
+def _kdf_for(hash_name: str) -> Kdf:
+    return Kdf(hash_name)
+
+
+_AEAD_IDS: Final = {("aesgcm", 16): 0x0001, ("aesgcm", 32): 0x0002, ("chacha20poly1305", 32): 3}
+_LIB_AEADS: Final = {
+    0x0001: hpke.AEAD.AES_128_GCM,
+    0x0002: hpke.AEAD.AES_256_GCM,
+    0x0003: hpke.AEAD.CHACHA20_POLY1305,
+}
+
+
+@cache
+def _lib_suite(suite_id: int) -> hpke.Suite:
+    s = cipher_suite(suite_id)
+    aead_id = _AEAD_IDS[(s.aead_name, s.aead_key_len)]
+    return hpke.Suite(_LIB_KEMS[s.kem.kem_id], _LIB_KDFS[s.hash_name], _LIB_AEADS[aead_id])
+
+
+@cache
+def _x448_suite(suite_id: int) -> X448Hpke:
+    s = cipher_suite(suite_id)
+    aead_id = _AEAD_IDS[(s.aead_name, s.aead_key_len)]
+    factory = AESGCM if s.aead_name == "aesgcm" else ChaCha20Poly1305
+    return X448Hpke(_kdf_for(s.hash_name), aead_id, s.aead_key_len, s.aead_nonce_len, factory)
+
+
+# RFC 9420 §17.1, the cipher suites registry: id, name, hash, AEAD, Nk, KEM, signature.
+_REGISTRY: Final = (
+    (1, "MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519", "sha256", "aesgcm", 16, KEM_X25519,
+     "ed25519"),
+    (2, "MLS_128_DHKEMP256_AES128GCM_SHA256_P256", "sha256", "aesgcm", 16, KEM_P256, "p256"),
+    (3, "MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519", "sha256", "chacha20poly1305", 32,
+     KEM_X25519, "ed25519"),
+    (4, "MLS_256_DHKEMX448_AES256GCM_SHA512_Ed448", "sha512", "aesgcm", 32, KEM_X448, "ed448"),
+    (5, "MLS_256_DHKEMP521_AES256GCM_SHA512_P521", "sha512", "aesgcm", 32, KEM_P521, "p521"),
+    (6, "MLS_256_DHKEMX448_CHACHA20POLY1305_SHA512_Ed448", "sha512", "chacha20poly1305", 32,
+     KEM_X448, "ed448"),
+    (7, "MLS_256_DHKEMP384_AES256GCM_SHA384_P384", "sha384", "aesgcm", 32, KEM_P384, "p384"),
+)  # fmt: skip
+_SUITES: Final = {
+    sid: CipherSuite(sid, name, hashlib.new(h).digest_size, nk, 12, h, aead, _KEMS[kem_id], sig)
+    for sid, name, h, aead, nk, kem_id, sig in _REGISTRY
+}
+
+SUPPORTED_CIPHER_SUITES: Final = tuple(_SUITES)
+DEFAULT_CIPHER_SUITE: Final = 0x0001
+
+
+def cipher_suite(suite_id: int) -> CipherSuite:
+    """The cipher suite with this id (RFC 9420 §17.1), or `UnsupportedCipherSuiteError`."""
+    try:
+        return _SUITES[suite_id]
+    except KeyError:
+        raise UnsupportedCipherSuiteError(f"cipher suite 0x{suite_id:04x}") from None
