@@ -1,0 +1,90 @@
+"""The member's lock operations over `moqmls.lock.LockClient` (DESIGN.md "Lock service").
+
+Translates the sans-I/O member's `LockOp`s into lock-service calls and their answers back into
+`moqmls.e2ee.events` values. A transport or service failure becomes `LockFailed`, never an
+exception: the member decides what to do next.
+"""
+
+from __future__ import annotations
+
+from moqmls.e2ee import events as ev
+from moqmls.lock import (
+    Acquired,
+    Committed,
+    Create,
+    Created,
+    Fenced,
+    Join,
+    LockClient,
+    LockError,
+    Stale,
+)
+
+#: Lease asked for on each epoch lock: long enough to build a commit at a few hundred members.
+LEASE_MS = 3000
+
+
+class LockAdapter:
+    """One member's view of the lock service for one group."""
+
+    def __init__(self, client: LockClient, group: str, holder: str, lease_ms: int = LEASE_MS):
+        self.client = client
+        self.group = group
+        self.holder = holder
+        self.lease_ms = lease_ms
+
+    async def call(self, op: ev.LockOp) -> ev.LockResult:
+        """Carry out one operation; every failure is `LockFailed`."""
+        try:
+            return await self._call(op)
+        except LockError as exc:
+            return ev.LockFailed(f"{type(exc).__name__}: {exc}")
+        except (OSError, TimeoutError) as exc:
+            return ev.LockFailed(f"transport: {exc!r}")
+
+    async def _call(self, op: ev.LockOp) -> ev.LockResult:
+        if isinstance(op, ev.CreateOrJoin):
+            joined = await self.client.create_or_join(self.group, self.holder)
+            if isinstance(joined, Create):
+                return ev.Create(joined.token)
+            if isinstance(joined, Join):
+                return ev.Join(joined.epoch)
+            return ev.Locked(joined.retry_after_ms / 1000, joined.holder or "")
+        if isinstance(op, ev.AcquireLock):
+            got = await self.client.lock(self.group, op.epoch, self.holder, ttl_ms=self.lease_ms)
+            if isinstance(got, Acquired):
+                return ev.Acquired(got.token)
+            if isinstance(got, Stale):
+                return ev.Stale(got.epoch)
+            return ev.Locked(got.retry_after_ms / 1000, got.holder or "")
+        if isinstance(op, ev.Complete):
+            return await self._complete(op)
+        if isinstance(op, ev.Release):
+            await self.client.release(op.token)
+            return ev.Released()
+        return await self._status(op.epoch)
+
+    async def _complete(self, op: ev.Complete) -> ev.LockResult:
+        if not op.commit:  # the creation lease: no commit, the group starts at epoch 0
+            done = await self.client.complete(op.token)
+        else:
+            done = await self.client.complete(op.token, op.commit_hash.hex(), op.commit, op.welcome)
+        if isinstance(done, Committed | Created):
+            return ev.Committed(done.epoch)
+        assert isinstance(done, Fenced)
+        return ev.Fenced()
+
+    async def _status(self, epoch: int | None) -> ev.Status:
+        """One epoch's winner and stored messages, or the whole history when that is unknown."""
+        if epoch is not None:
+            record = await self.client.epoch(self.group, epoch)
+            if record is not None:
+                winner = ev.Winner(bytes.fromhex(record.commit_hash), record.committer)
+                return ev.Status(
+                    True, epoch + 1, {epoch: winner}, epoch, record.commit, record.welcome
+                )
+        status = await self.client.status(self.group)
+        winners = {
+            h.epoch: ev.Winner(bytes.fromhex(h.commit_hash), h.committer) for h in status.history
+        }
+        return ev.Status(status.exists, status.epoch or 0, winners, epoch)
