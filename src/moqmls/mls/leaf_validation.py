@@ -1,0 +1,151 @@
+"""Leaf node validation (RFC 9420 §7.3, with §7.2 and §11.1).
+
+`validate_leaf_node` checks one LeafNode arriving in a KeyPackage, an Update or a Commit against
+the group's tree; `validate_tree_leaves` checks every leaf of a tree being joined in one linear
+pass (the pairwise credential-type rule is evaluated with two set operations, not n^2 lookups).
+Credential validation beyond the credential type (§5.3.1) belongs to the application.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from moqmls.mls.crypto import CipherSuite
+from moqmls.mls.errors import CryptoError, LeafNodeValidationError
+from moqmls.mls.ratchet_tree import RatchetTree
+from moqmls.mls.structs import LeafNode, LeafNodeSource, RequiredCapabilities
+
+LEAF_NODE_TBS_LABEL = b"LeafNodeTBS"
+
+
+def sign_leaf_node(
+    suite: CipherSuite,
+    leaf: LeafNode,
+    sig_priv: bytes,
+    group_id: bytes | None = None,
+    leaf_index: int | None = None,
+) -> bytes:
+    """§7.2: SignWithLabel(., "LeafNodeTBS", LeafNodeTBS) over ``leaf``'s fields."""
+    tbs = leaf.tbs(group_id, leaf_index).encode()
+    return suite.sign_with_label(sig_priv, LEAF_NODE_TBS_LABEL, tbs)
+
+
+def leaf_signature_valid(
+    suite: CipherSuite, leaf: LeafNode, group_id: bytes | None, leaf_index: int | None
+) -> bool:
+    """§7.2: whether the leaf's signature verifies (group_id/leaf_index for update, commit)."""
+    if leaf.leaf_node_source != LeafNodeSource.KEY_PACKAGE and (
+        group_id is None or leaf_index is None
+    ):
+        return False
+    tbs = leaf.tbs(group_id, leaf_index).encode()
+    try:
+        return suite.verify_with_label(leaf.signature_key, LEAF_NODE_TBS_LABEL, tbs, leaf.signature)
+    except CryptoError:
+        return False
+
+
+def verify_leaf_signature(
+    suite: CipherSuite, leaf: LeafNode, group_id: bytes | None, leaf_index: int | None
+) -> None:
+    """§7.3: raise `LeafNodeValidationError` unless the leaf's signature verifies."""
+    if not leaf_signature_valid(suite, leaf, group_id, leaf_index):
+        raise LeafNodeValidationError(f"leaf {leaf_index}: signature does not verify")
+
+
+def check_own_fields(
+    leaf: LeafNode,
+    required: RequiredCapabilities | None = None,
+    now: int | None = None,
+) -> None:
+    """§7.2/§7.3 checks that need nothing but the leaf: capabilities, extensions, lifetime."""
+    caps = leaf.capabilities
+    if leaf.credential.credential_type not in caps.credentials:
+        raise LeafNodeValidationError("the leaf's credential type is not in its capabilities")
+    for ext in leaf.extensions:
+        if ext.extension_type not in caps.extensions:
+            raise LeafNodeValidationError(
+                f"leaf extension {ext.extension_type} is not listed in its capabilities"
+            )
+    if required is not None:
+        _require(required.extension_types, caps.extensions, "extension")
+        _require(required.proposal_types, caps.proposals, "proposal")
+        _require(required.credential_types, caps.credentials, "credential")
+    lifetime = leaf.lifetime
+    if (
+        now is not None
+        and lifetime is not None
+        and not lifetime.not_before <= now <= lifetime.not_after
+    ):
+        raise LeafNodeValidationError("the current time is outside the leaf's lifetime")
+
+
+def _require(needed: Iterable[int], offered: tuple[int, ...], what: str) -> None:
+    missing = [t for t in needed if t not in offered]
+    if missing:
+        raise LeafNodeValidationError(f"required {what} types {missing} not supported")
+
+
+def validate_leaf_node(
+    suite: CipherSuite,
+    leaf: LeafNode,
+    *,
+    source: LeafNodeSource,
+    tree: RatchetTree,
+    group_id: bytes | None,
+    leaf_index: int | None,
+    required: RequiredCapabilities | None = None,
+    now: int | None = None,
+    replaces: int | None = None,
+) -> None:
+    """§7.3: validate a LeafNode arriving in a KeyPackage, Update or Commit.
+
+    ``leaf_index`` is the leaf the node occupies (signature context for update/commit);
+    ``replaces`` is the member leaf it replaces (Update, Commit), excluded from uniqueness.
+    """
+    if leaf.leaf_node_source != source:
+        raise LeafNodeValidationError(
+            f"leaf_node_source is {leaf.leaf_node_source.name}, expected {source.name}"
+        )
+    verify_leaf_signature(suite, leaf, group_id, leaf_index)
+    check_own_fields(leaf, required, now)
+    cred_type = leaf.credential.credential_type
+    for index, member in tree.members():
+        if index == replaces:
+            if source == LeafNodeSource.UPDATE and member.encryption_key == leaf.encryption_key:
+                raise LeafNodeValidationError("an Update must change the encryption key")
+            continue
+        if cred_type not in member.capabilities.credentials:
+            raise LeafNodeValidationError(f"member {index} does not support credential type")
+        if member.credential.credential_type not in leaf.capabilities.credentials:
+            raise LeafNodeValidationError(f"credential type of member {index} not supported")
+        if member.signature_key == leaf.signature_key:
+            raise LeafNodeValidationError(f"signature key already used by member {index}")
+        if member.encryption_key == leaf.encryption_key:
+            raise LeafNodeValidationError(f"encryption key already used by member {index}")
+
+
+def validate_tree_leaves(
+    suite: CipherSuite,
+    tree: RatchetTree,
+    group_id: bytes,
+    required: RequiredCapabilities | None = None,
+    now: int | None = None,
+) -> None:
+    """§7.3 for every leaf of a tree being joined (§12.4.3.1), in one linear pass."""
+    in_use: set[int] = set()
+    supported_by_all: set[int] | None = None
+    signature_keys: set[bytes] = set()
+    encryption_keys: set[bytes] = set()
+    for index, leaf in tree.members():
+        verify_leaf_signature(suite, leaf, group_id, index)
+        check_own_fields(leaf, required, now)
+        in_use.add(leaf.credential.credential_type)
+        offered = set(leaf.capabilities.credentials)
+        supported_by_all = offered if supported_by_all is None else supported_by_all & offered
+        if leaf.signature_key in signature_keys or leaf.encryption_key in encryption_keys:
+            raise LeafNodeValidationError(f"leaf {index} repeats another member's key")
+        signature_keys.add(leaf.signature_key)
+        encryption_keys.add(leaf.encryption_key)
+    if supported_by_all is not None and not in_use <= supported_by_all:
+        raise LeafNodeValidationError("a credential type in use is not supported by every member")

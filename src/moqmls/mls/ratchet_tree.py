@@ -1,0 +1,420 @@
+"""The ratchet tree (RFC 9420 §4.1, §7.1, §7.7-§7.9, §12.1.1-§12.1.3, §12.4.3.3).
+
+A `RatchetTree` holds the public state of a group's tree as an array of nodes (§4.1, Appendix C):
+leaves at even indices, parents at odd ones, always ``2^d`` leaves. Tree hashes and resolutions
+are cached per node; every mutation invalidates only the changed node and its direct path, so an
+Add or an UpdatePath costs O(log n) hashing. `copy` duplicates three flat lists (the nodes are
+frozen values shared between copies), which is what staging a commit needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator, Sequence
+
+from moqmls.mls import tree_math as tm
+from moqmls.mls.crypto import CipherSuite
+from moqmls.mls.errors import ParentHashError, TreeError
+from moqmls.mls.structs import (
+    LeafNode,
+    LeafNodeHashInput,
+    Node,
+    NodeType,
+    ParentHashInput,
+    ParentNode,
+    ParentNodeHashInput,
+    TreeHashInput,
+    decode_ratchet_tree,
+    encode_ratchet_tree,
+)
+
+TreeNode = LeafNode | ParentNode | None
+
+
+class RatchetTree:
+    """The public ratchet tree of one epoch, with cached tree hashes and resolutions."""
+
+    __slots__ = ("_hashes", "_n_leaves", "_nodes", "_res", "suite")
+
+    def __init__(self, suite: CipherSuite, nodes: list[TreeNode], n_leaves: int) -> None:
+        self.suite = suite
+        self._nodes = nodes
+        self._n_leaves = n_leaves
+        self._hashes: list[bytes | None] = [None] * len(nodes)
+        self._res: list[tuple[int, ...] | None] = [None] * len(nodes)
+
+    # ------------------------------------------------------------------ construction / export
+
+    @classmethod
+    def with_creator(cls, suite: CipherSuite, leaf: LeafNode) -> RatchetTree:
+        """§11: the one-member tree of a group's creator."""
+        return cls(suite, [leaf], 1)
+
+    @classmethod
+    def from_nodes(cls, suite: CipherSuite, nodes: Sequence[Node | None]) -> RatchetTree:
+        """§12.4.3.3: a tree from the ``ratchet_tree`` extension; checks shape and node types."""
+        if not nodes:
+            raise TreeError("empty ratchet tree")
+        if nodes[-1] is None:
+            raise TreeError("the last node of a ratchet_tree must not be blank")
+        n_leaves = 1
+        while tm.node_width(n_leaves) < len(nodes):
+            n_leaves *= 2
+        flat: list[TreeNode] = [None] * tm.node_width(n_leaves)
+        for x, node in enumerate(nodes):
+            if node is None:
+                continue
+            if tm.is_leaf(x):
+                if node.node_type != NodeType.LEAF or node.leaf_node is None:
+                    raise TreeError(f"node {x} is a leaf position holding a parent node")
+                flat[x] = node.leaf_node
+            else:
+                if node.node_type != NodeType.PARENT or node.parent_node is None:
+                    raise TreeError(f"node {x} is a parent position holding a leaf node")
+                flat[x] = node.parent_node
+        tree = cls(suite, flat, n_leaves)
+        tree._check_unmerged_ranges()
+        return tree
+
+    @classmethod
+    def decode(cls, suite: CipherSuite, data: bytes) -> RatchetTree:
+        """§12.4.3.3: parse ``optional<Node> ratchet_tree<V>`` bytes into a tree."""
+        return cls.from_nodes(suite, decode_ratchet_tree(data))
+
+    def to_nodes(self) -> tuple[Node | None, ...]:
+        """§12.4.3.3: the ``ratchet_tree`` array, without trailing blank nodes."""
+        end = len(self._nodes)
+        while end > 0 and self._nodes[end - 1] is None:
+            end -= 1
+        return tuple(_as_node(n) for n in self._nodes[:end])
+
+    def encode(self) -> bytes:
+        """§12.4.3.3: the ``ratchet_tree`` extension data."""
+        return encode_ratchet_tree(self.to_nodes())
+
+    def copy(self) -> RatchetTree:
+        """An independent tree sharing the (immutable) nodes and the valid cache entries."""
+        twin = RatchetTree.__new__(RatchetTree)
+        twin.suite = self.suite
+        twin._nodes = self._nodes.copy()
+        twin._n_leaves = self._n_leaves
+        twin._hashes = self._hashes.copy()
+        twin._res = self._res.copy()
+        return twin
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def n_leaves(self) -> int:
+        """The number of leaf slots (a power of two)."""
+        return self._n_leaves
+
+    @property
+    def width(self) -> int:
+        """The number of node slots."""
+        return len(self._nodes)
+
+    @property
+    def root(self) -> int:
+        return tm.root(self._n_leaves)
+
+    def node(self, x: int) -> TreeNode:
+        """The value at node index ``x`` (None when blank)."""
+        self._check_node(x)
+        return self._nodes[x]
+
+    def leaf(self, leaf_index: int) -> LeafNode | None:
+        """The LeafNode at ``leaf_index``, or None when blank or beyond the tree."""
+        if leaf_index < 0 or leaf_index >= self._n_leaves:
+            return None
+        node = self._nodes[2 * leaf_index]
+        return node if isinstance(node, LeafNode) else None
+
+    def parent(self, x: int) -> ParentNode | None:
+        """The ParentNode at node index ``x`` (None when blank)."""
+        self._check_node(x)
+        node = self._nodes[x]
+        return node if isinstance(node, ParentNode) else None
+
+    def members(self) -> Iterator[tuple[int, LeafNode]]:
+        """Every non-blank leaf as (leaf index, LeafNode), left to right."""
+        for i, node in enumerate(self._nodes[0::2]):
+            if node is not None:
+                yield i, node  # type: ignore[misc]
+
+    def member_count(self) -> int:
+        return sum(1 for n in self._nodes[0::2] if n is not None)
+
+    def public_key(self, x: int) -> bytes:
+        """The HPKE public key held at node ``x``; TreeError when blank."""
+        node = self.node(x)
+        if node is None:
+            raise TreeError(f"node {x} is blank")
+        return node.encryption_key
+
+    def find_leaf(self, leaf: LeafNode) -> int | None:
+        """The index of a leaf equal to ``leaf``, if any."""
+        for i, member in self.members():
+            if member == leaf:
+                return i
+        return None
+
+    def resolution(self, x: int) -> tuple[int, ...]:
+        """§4.1: the non-blank nodes covering the subtree of ``x``, with unmerged leaves."""
+        cached = self._res[x]
+        if cached is not None:
+            return cached
+        node = self._nodes[x]
+        if node is not None:
+            extra = node.unmerged_leaves if isinstance(node, ParentNode) else ()
+            res: tuple[int, ...] = (x, *(2 * leaf for leaf in extra))
+        elif tm.is_leaf(x):
+            res = ()
+        else:
+            res = self.resolution(tm.left(x)) + self.resolution(tm.right(x))
+        self._res[x] = res
+        return res
+
+    def filtered_direct_path(self, leaf_index: int) -> tuple[int, ...]:
+        """§4.1: the direct path of a leaf without nodes whose copath child resolves to nothing."""
+        x = 2 * leaf_index
+        path = tm.direct_path(x, self._n_leaves)
+        cop = tm.copath(x, self._n_leaves)
+        return tuple(p for p, c in zip(path, cop, strict=True) if self.resolution(c))
+
+    # ------------------------------------------------------------------ §7.8 tree hash
+
+    def tree_hash(self, x: int | None = None) -> bytes:
+        """§7.8: the tree hash of node ``x`` (of the root by default)."""
+        if x is None:
+            x = tm.root(self._n_leaves)
+        cached = self._hashes[x]
+        if cached is not None:
+            return cached
+        node = self._nodes[x]
+        if tm.is_leaf(x):
+            digest = self.suite.hash(_leaf_hash_input(x >> 1, node))  # type: ignore[arg-type]
+        else:
+            left, right = self.tree_hash(tm.left(x)), self.tree_hash(tm.right(x))
+            digest = self.suite.hash(_parent_hash_input(node, left, right))  # type: ignore[arg-type]
+        self._hashes[x] = digest
+        return digest
+
+    def all_tree_hashes(self) -> list[bytes]:
+        """§7.8: the tree hash of every node, by node index."""
+        self.tree_hash()
+        return [self.tree_hash(x) for x in range(len(self._nodes))]
+
+    # ------------------------------------------------------------------ §7.9 parent hash
+
+    def parent_hash(self, p: int, s: int) -> bytes:
+        """§7.9: the parent hash of parent node ``p`` with copath child ``s``."""
+        node = self.parent(p)
+        if node is None:
+            raise ParentHashError(f"node {p} is blank")
+        sibling_hash = self.original_sibling_tree_hash(p, s)
+        data = ParentHashInput(node.encryption_key, node.parent_hash, sibling_hash).encode()
+        return self.suite.hash(data)
+
+    def original_sibling_tree_hash(self, p: int, s: int) -> bytes:
+        """§7.9: the tree hash of ``s`` with the unmerged leaves of ``p`` blanked and unlisted."""
+        node = self.parent(p)
+        span = tm.subtree_leaves(s)
+        excluded = frozenset(u for u in node.unmerged_leaves if u in span) if node else frozenset()
+        return self._hash_without(s, excluded)
+
+    def _hash_without(self, x: int, excluded: frozenset[int]) -> bytes:
+        if not excluded:
+            return self.tree_hash(x)
+        span = tm.subtree_leaves(x)
+        inside = frozenset(u for u in excluded if u in span)
+        if not inside:
+            return self.tree_hash(x)
+        if tm.is_leaf(x):
+            return self.suite.hash(_leaf_hash_input(x >> 1, None))
+        node = self._nodes[x]
+        if isinstance(node, ParentNode):
+            kept = tuple(u for u in node.unmerged_leaves if u not in inside)
+            node = dataclasses.replace(node, unmerged_leaves=kept)
+        left = self._hash_without(tm.left(x), inside)
+        right = self._hash_without(tm.right(x), inside)
+        return self.suite.hash(_parent_hash_input(node, left, right))  # type: ignore[arg-type]
+
+    def verify_parent_hashes(self) -> None:
+        """§7.9.2: every non-blank parent node is parent-hash valid (checked top down)."""
+        for p in range(1, len(self._nodes), 2):
+            node = self._nodes[p]
+            if node is None:
+                continue
+            assert isinstance(node, ParentNode)
+            left, right = tm.left(p), tm.right(p)
+            links = self._links_down(p, node, left, right) + self._links_down(p, node, right, left)
+            if links != 1:
+                raise ParentHashError(f"parent node {p} is linked from {links} descendants")
+
+    def _links_down(self, p: int, node: ParentNode, c: int, s: int) -> int:
+        """1 when a node in the resolution of ``c`` holds a valid parent hash of ``p``."""
+        span = tm.subtree_leaves(c)
+        unmerged = {2 * u for u in node.unmerged_leaves if u in span}
+        res = self.resolution(c)
+        rest = [r for r in res if r not in unmerged]
+        if len(rest) != 1 or len(res) != len(unmerged) + 1:
+            return 0
+        d = self._nodes[rest[0]]
+        claimed = d.parent_hash if d is not None else None
+        if not claimed:
+            return 0
+        return int(claimed == self.parent_hash(p, s))
+
+    # ------------------------------------------------------------------ §12.4.3.1 integrity
+
+    def verify_structure(self) -> None:
+        """§12.4.3.1: unmerged leaves are sound and no encryption key appears twice."""
+        self._check_unmerged_ranges()
+        for p in range(1, len(self._nodes), 2):
+            node = self._nodes[p]
+            if not isinstance(node, ParentNode):
+                continue
+            for u in node.unmerged_leaves:
+                if self.leaf(u) is None:
+                    raise TreeError(f"node {p} lists blank leaf {u} as unmerged")
+                for q in tm.direct_path(2 * u, self._n_leaves):
+                    if q == p:
+                        break
+                    between = self._nodes[q]
+                    if isinstance(between, ParentNode) and u not in between.unmerged_leaves:
+                        raise TreeError(f"leaf {u} unmerged at {p} but not at {q}")
+        seen: set[bytes] = set()
+        for node in self._nodes:
+            if node is None:
+                continue
+            if node.encryption_key in seen:
+                raise TreeError("an encryption key appears in two nodes of the tree")
+            seen.add(node.encryption_key)
+
+    def _check_unmerged_ranges(self) -> None:
+        """§7.1: unmerged leaves strictly increasing and inside the parent's subtree."""
+        for p in range(1, len(self._nodes), 2):
+            node = self._nodes[p]
+            if not isinstance(node, ParentNode) or not node.unmerged_leaves:
+                continue
+            span = tm.subtree_leaves(p)
+            previous = -1
+            for u in node.unmerged_leaves:
+                if u <= previous or u not in span:
+                    raise TreeError(f"node {p} has unmerged leaf {u} out of order or subtree")
+                previous = u
+
+    # ------------------------------------------------------------------ mutation
+
+    def _check_node(self, x: int) -> None:
+        if x < 0 or x >= len(self._nodes):
+            raise TreeError(f"node {x} is outside the tree of width {len(self._nodes)}")
+
+    def _check_leaf(self, leaf_index: int) -> None:
+        if leaf_index < 0 or leaf_index >= self._n_leaves:
+            raise TreeError(f"leaf {leaf_index} is outside the tree of {self._n_leaves} leaves")
+
+    def _invalidate(self, x: int) -> None:
+        self._hashes[x] = None
+        self._res[x] = None
+        for p in tm.direct_path(x, self._n_leaves):
+            self._hashes[p] = None
+            self._res[p] = None
+
+    def set_node(self, x: int, value: TreeNode) -> None:
+        """Store ``value`` at node ``x``, invalidating the caches of its direct path."""
+        self._check_node(x)
+        if value is not None and isinstance(value, LeafNode) != tm.is_leaf(x):
+            raise TreeError(f"node {x} cannot hold a {type(value).__name__}")
+        self._nodes[x] = value
+        self._invalidate(x)
+
+    def set_leaf(self, leaf_index: int, leaf: LeafNode | None) -> None:
+        """Store ``leaf`` at ``leaf_index`` without touching its direct path."""
+        self._check_leaf(leaf_index)
+        self.set_node(2 * leaf_index, leaf)
+
+    def blank_path(self, leaf_index: int) -> None:
+        """§7.4: blank every node of the leaf's direct path (not the leaf itself)."""
+        self._check_leaf(leaf_index)
+        for p in tm.direct_path(2 * leaf_index, self._n_leaves):
+            self._nodes[p] = None
+        self._invalidate(2 * leaf_index)
+
+    def _extend(self) -> None:
+        """§7.7: double the tree with a blank right subtree under a new blank root."""
+        grow = len(self._nodes) + 1
+        self._nodes.extend([None] * grow)
+        self._hashes.extend([None] * grow)
+        self._res.extend([None] * grow)
+        self._n_leaves *= 2
+
+    def _truncate(self) -> None:
+        """§12.1.3: halve the tree while its right half has no non-blank leaf."""
+        while self._n_leaves > 1:
+            half = self._n_leaves // 2
+            if any(n is not None for n in self._nodes[2 * half :: 2]):
+                return
+            keep = tm.node_width(half)
+            del self._nodes[keep:]
+            del self._hashes[keep:]
+            del self._res[keep:]
+            self._n_leaves = half
+
+    def add_leaf(self, leaf: LeafNode) -> int:
+        """§12.1.1: place ``leaf`` in the leftmost blank leaf (extending if none); its index."""
+        try:
+            index = self._nodes[0::2].index(None)
+        except ValueError:
+            index = self._n_leaves
+            self._extend()
+        x = 2 * index
+        self._nodes[x] = leaf
+        for p in tm.direct_path(x, self._n_leaves):
+            node = self._nodes[p]
+            if isinstance(node, ParentNode):
+                merged = tuple(sorted((*node.unmerged_leaves, index)))
+                self._nodes[p] = dataclasses.replace(node, unmerged_leaves=merged)
+        self._invalidate(x)
+        return index
+
+    def remove_leaf(self, leaf_index: int) -> None:
+        """§12.1.3: blank the leaf and its direct path, then truncate."""
+        if self.leaf(leaf_index) is None:
+            raise TreeError(f"leaf {leaf_index} is blank or outside the tree")
+        self.blank_path(leaf_index)
+        self.set_leaf(leaf_index, None)
+        self._truncate()
+
+    def update_leaf(self, leaf_index: int, leaf: LeafNode) -> None:
+        """§12.1.2: replace a member's leaf and blank its direct path."""
+        if self.leaf(leaf_index) is None:
+            raise TreeError(f"leaf {leaf_index} is blank or outside the tree")
+        self.blank_path(leaf_index)
+        self.set_leaf(leaf_index, leaf)
+
+    def touch(self, nodes: Iterable[int]) -> None:
+        """Invalidate the caches above ``nodes`` (after an out-of-band change)."""
+        for x in nodes:
+            self._invalidate(x)
+
+
+def _as_node(value: TreeNode) -> Node | None:
+    if value is None:
+        return None
+    if isinstance(value, LeafNode):
+        return Node.leaf(value)
+    return Node.parent(value)
+
+
+def _leaf_hash_input(leaf_index: int, leaf: LeafNode | None) -> bytes:
+    """§7.8: TreeHashInput of a leaf."""
+    value = LeafNodeHashInput(leaf_index, leaf)
+    return TreeHashInput(NodeType.LEAF, leaf_node=value).encode()
+
+
+def _parent_hash_input(node: ParentNode | None, left: bytes, right: bytes) -> bytes:
+    """§7.8: TreeHashInput of a parent node."""
+    value = ParentNodeHashInput(node, left, right)
+    return TreeHashInput(NodeType.PARENT, parent_node=value).encode()
