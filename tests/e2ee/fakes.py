@@ -57,7 +57,10 @@ class FakeGroup:
         return next(i for i, k in self._members if k == self._me)
 
     def commit_epoch(self, data: bytes) -> int:
-        return int(json.loads(data)["epoch"])
+        try:
+            return int(json.loads(data)["epoch"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CommitRejectedError(f"garbage: {exc}") from exc
 
     def _next(self, adds: list[dict[str, str]], removes: Sequence[str]) -> list[tuple[str, str]]:
         new = [(i, k) for i, k in self._members if i not in removes]

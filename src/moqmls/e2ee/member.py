@@ -494,6 +494,15 @@ class Member:
             return
         if self.group is not None and obj.group < self.group.epoch:
             return
+        if self.group is not None:
+            try:
+                claimed = self.group.commit_epoch(obj.payload)
+            except RejectedObjectError as exc:
+                self._drop(f"commit object on track {obj.sender!r}", str(exc))
+                return
+            if claimed != obj.group:
+                self._drop(f"commit on track {obj.sender!r}", f"MoQT group {obj.group} != epoch")
+                return
         if obj.group > max(self._target, self.group.epoch if self.group else 0) + (
             MAX_BUFFERED_EPOCHS
         ):
