@@ -14,7 +14,6 @@ from moqmls.secure_objects import (
     TruncatedError,
 )
 from moqmls.secure_objects.codec import (
-    Plaintext,
     decode_key_id,
     decode_plaintext,
     decode_properties,
@@ -94,13 +93,13 @@ def test_key_id_property_must_be_one_vi64() -> None:
 
 def test_padding_property_uses_32_bit_length() -> None:
     """§4.3: the Padding length is 4 bytes, unlike other properties."""
-    pt = Plaintext(b"hi", (), 3)
-    assert encode_plaintext(pt) == h("026869" + "000a" + "09" + "0032" + "00000003" + "000000")
-    assert decode_plaintext(encode_plaintext(pt)) == pt
+    encoded = encode_plaintext(b"hi", (), 3)
+    assert encoded == h("026869" + "000a" + "09" + "0032" + "00000003" + "000000")
+    assert decode_plaintext(encoded) == (b"hi", (), 3)
 
 
 def test_plaintext_without_properties_is_just_the_payload() -> None:
-    assert encode_plaintext(Plaintext(b"abc")) == h("03616263")
+    assert encode_plaintext(b"abc") == h("03616263")
 
 
 @pytest.mark.parametrize(
@@ -124,7 +123,7 @@ def test_bad_plaintexts(hexdata: str, error: type[Exception]) -> None:
 @pytest.mark.parametrize("bad_type", [0x0A, 0x32])
 def test_reserved_types_not_allowed_as_encrypted_properties(bad_type: int) -> None:
     with pytest.raises(BadPropertiesError):
-        encode_plaintext(Plaintext(b"", (Property(bad_type, b"x"),)))
+        encode_plaintext(b"", (Property(bad_type, b"x"),))
 
 
 @pytest.mark.parametrize("prop", [Property(-1, b""), Property(0x10000, b"")])
@@ -150,19 +149,21 @@ def test_properties_roundtrip(props: tuple[Property, ...]) -> None:
 
 @given(st.binary(max_size=400), properties, st.integers(0, 300))
 def test_plaintext_roundtrip(payload: bytes, props: tuple[Property, ...], padding: int) -> None:
-    pt = Plaintext(payload, props, padding)
-    assert decode_plaintext(encode_plaintext(pt)) == pt
+    encoded = encode_plaintext(payload, props, padding)
+    assert decode_plaintext(encoded) == (payload, props, padding)
 
 
 @settings(max_examples=400)
 @given(st.binary(max_size=64))
 def test_fuzz_decode_plaintext(data: bytes) -> None:
-    """Arbitrary bytes give a Plaintext or a DecodeError, never another exception."""
+    """Arbitrary bytes give a plaintext or a DecodeError, never another exception."""
     try:
         pt = decode_plaintext(data)
     except DecodeError:
         return
-    assert isinstance(pt, Plaintext)
+    payload, props, padding = pt
+    assert isinstance(payload, bytes) and padding >= 0
+    assert all(isinstance(p, Property) for p in props)
 
 
 @settings(max_examples=400)

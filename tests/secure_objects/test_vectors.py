@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.exceptions import InvalidTag
 
 from moqmls.secure_objects import (
     AuthenticationError,
@@ -24,7 +25,6 @@ from moqmls.secure_objects import (
     cipher_suite,
 )
 from moqmls.secure_objects.codec import (
-    Plaintext,
     decode_plaintext,
     decode_properties,
     encode_plaintext,
@@ -124,9 +124,9 @@ def test_encryption_inputs(v: dict[str, Any]) -> None:
         h(v["moq_salt_label"]),
     )
     assert (d.moq_key, d.moq_salt, keys.salt) == (h(v["moq_key"]), h(v["moq_salt"]), d.moq_salt)
-    pt = encode_plaintext(Plaintext(obj.payload, obj.encrypted_properties))
+    pt = encode_plaintext(obj.payload, obj.encrypted_properties)
     assert pt == h(v["plaintext"])
-    assert decode_plaintext(pt) == Plaintext(obj.payload, obj.encrypted_properties)
+    assert decode_plaintext(pt) == (obj.payload, obj.encrypted_properties, 0)
     assert make_ctr(obj.group_id, obj.object_id) == h(v["ctr"])
     assert make_nonce(d.moq_salt, obj.group_id, obj.object_id) == h(v["nonce"])
     immutable = encode_properties([Property.key_id(v["key_id"]), *obj.immutable_properties])
@@ -197,8 +197,10 @@ def test_draft_ctr_hmac_vectors_diverge_from_rfc9605(v: dict[str, Any]) -> None:
 @pytest.mark.parametrize("v", SFRAME["aes_ctr_hmac"], ids=lambda v: f"suite{v['cipher_suite']}")
 def test_sframe_aes_ctr_hmac(v: dict[str, Any]) -> None:
     aead = cipher_suite(v["cipher_suite"]).aead(h(v["key"]))
-    assert aead.encrypt(h(v["nonce"]), h(v["aad"]), h(v["pt"])) == h(v["ct"])
-    assert aead.decrypt(h(v["nonce"]), h(v["aad"]), h(v["ct"])) == h(v["pt"])
+    assert aead.encrypt(h(v["nonce"]), h(v["pt"]), h(v["aad"])) == h(v["ct"])
+    assert aead.decrypt(h(v["nonce"]), h(v["ct"]), h(v["aad"])) == h(v["pt"])
+    with pytest.raises(InvalidTag):
+        aead.decrypt(h(v["nonce"]), h(v["ct"]), h(v["aad"]) + b"x")
 
 
 @pytest.mark.parametrize("v", SFRAME["aes_256_ctr_hmac"], ids=lambda v: f"suite{v['cipher_suite']}")
@@ -209,8 +211,8 @@ def test_sframe_aes_256_ctr_hmac_construction(v: dict[str, Any]) -> None:
     key, pt, ct = h(v["key"]), h(v["pt"]), h(v["ct"])
     assert key[:32] == h(v["enc_key"]) and key[32:] == h(v["auth_key"])
     aead = AesCtrHmac(key, 32, hashes.SHA512(), len(ct) - len(pt))
-    assert aead.encrypt(h(v["nonce"]), h(v["aad"]), pt) == ct
-    assert aead.decrypt(h(v["nonce"]), h(v["aad"]), ct) == pt
+    assert aead.encrypt(h(v["nonce"]), pt, h(v["aad"])) == ct
+    assert aead.decrypt(h(v["nonce"]), ct, h(v["aad"])) == pt
 
 
 @pytest.mark.parametrize("v", SFRAME["sframe"], ids=lambda v: f"suite{v['cipher_suite']}")
@@ -228,8 +230,8 @@ def test_sframe_cipher_level(v: dict[str, Any]) -> None:
     header = aad[: len(aad) - len(metadata)]
     assert aad == header + metadata and ct.startswith(header)
     aead = suite.aead(key)
-    assert aead.encrypt(h(v["nonce"]), aad, h(v["pt"])) == ct[len(header) :]
-    assert aead.decrypt(h(v["nonce"]), aad, ct[len(header) :]) == h(v["pt"])
+    assert aead.encrypt(h(v["nonce"]), h(v["pt"]), aad) == ct[len(header) :]
+    assert aead.decrypt(h(v["nonce"]), ct[len(header) :], aad) == h(v["pt"])
 
 
 def test_sframe_sections_cover_all_five_suites() -> None:

@@ -35,6 +35,8 @@ MAX_U64 = (1 << 64) - 1
 MAX_U32 = (1 << 32) - 1
 MAX_U16 = (1 << 16) - 1
 
+_ONE_BYTE = tuple(bytes((i,)) for i in range(0x80))
+
 KEY_ID_PROPERTY = 0x02
 ENCRYPTED_PROPERTIES_LIST = 0x0A
 PADDING_PROPERTY = 0x32
@@ -42,16 +44,16 @@ PADDING_PROPERTY = 0x32
 
 def encode_vi64(value: int) -> bytes:
     """A MoQT variable-length integer, shortest form (moq-transport-18 §1.4.1)."""
-    if value < 0x80:
-        if value < 0:
-            raise IdOutOfRangeError(f"vi64 cannot encode {value}")
-        return bytes((value,))
-    for n in range(2, 9):
-        if value < 1 << (7 * n):
-            prefix = ((1 << (n - 1)) - 1) << (7 * n + 1)
-            return (prefix | value).to_bytes(n, "big")
-    if value > MAX_U64:
+    if 0 <= value < 0x80:
+        return _ONE_BYTE[value]
+    if 0x80 <= value < 0x4000:  # payload lengths of typical media objects: one branch
+        return (0x8000 | value).to_bytes(2, "big")
+    if value < 0 or value > MAX_U64:
         raise IdOutOfRangeError(f"vi64 cannot encode {value}")
+    for n in range(3, 9):
+        if value < 1 << (7 * n):
+            prefix = ((1 << (n - 1)) - 1) << (7 * n + 1)  # n-1 leading 1-bits, then a 0
+            return (prefix | value).to_bytes(n, "big")
     return b"\xff" + value.to_bytes(8, "big")
 
 
@@ -91,37 +93,44 @@ class _U16:
         return int.from_bytes(data[pos : pos + 2], "big"), pos + 2
 
 
-class _LengthPrefixed:
-    """Bytes after a length that is a vi64 (``width`` None) or a fixed-width integer."""
-
-    def __init__(self, width: int | None) -> None:
-        self.width = width
+class _VarBytes:
+    """Bytes after a vi64 length."""
 
     def encode(self, value: object) -> bytes:
-        if not isinstance(value, bytes):
-            raise BadPropertiesError(f"property value must be bytes, not {type(value).__name__}")
-        if self.width is None:
-            return encode_vi64(len(value)) + value
-        if len(value) >= 1 << (8 * self.width):
-            raise BadPropertiesError(f"{len(value)} bytes exceed a {self.width}-byte length")
-        return len(value).to_bytes(self.width, "big") + value
+        if type(value) is not bytes:
+            raise BadPropertiesError(f"value must be bytes, not {type(value).__name__}")
+        return encode_vi64(len(value)) + value
 
-    def decode(self, data: bytes, pos: int, end: int) -> tuple[object, int]:
-        if self.width is None:
-            length, pos = decode_vi64(data, pos, end)
-        else:
-            if pos + self.width > end:
-                raise TruncatedError(f"{self.width}-byte length expected, input ended")
-            length = int.from_bytes(data[pos : pos + self.width], "big")
-            pos += self.width
+    def decode(self, data: bytes, pos: int, end: int) -> tuple[bytes, int]:
+        length, pos = decode_vi64(data, pos, end)
+        if pos + length > end:
+            raise TruncatedError(f"value of {length} byte(s), {end - pos} left")
+        return data[pos : pos + length], pos + length
+
+
+class _U32Bytes:
+    """Bytes after a 32-bit length (§4.3)."""
+
+    def encode(self, value: object) -> bytes:
+        if type(value) is not bytes:
+            raise BadPropertiesError(f"value must be bytes, not {type(value).__name__}")
+        if len(value) > MAX_U32:
+            raise BadPropertiesError(f"{len(value)} bytes exceed a 32-bit length")
+        return len(value).to_bytes(4, "big") + value
+
+    def decode(self, data: bytes, pos: int, end: int) -> tuple[bytes, int]:
+        if pos + 4 > end:
+            raise TruncatedError("32-bit length expected, input ended")
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        pos += 4
         if pos + length > end:
             raise TruncatedError(f"value of {length} byte(s), {end - pos} left")
         return data[pos : pos + length], pos + length
 
 
 U16: Field = _U16()
-VAR_BYTES: Field = _LengthPrefixed(None)
-U32_BYTES: Field = _LengthPrefixed(4)
+VAR_BYTES = _VarBytes()
+U32_BYTES: Field = _U32Bytes()
 
 Layout = tuple[Field, ...]
 
@@ -130,7 +139,7 @@ PROPERTY_LAYOUT: Layout = (U16, VAR_BYTES)
 #: §4.3: Type (16) = 0x32, Length (32), Padding.
 PADDING_LAYOUT: Layout = (U16, U32_BYTES)
 #: §3.3.2: Serialize(original_payload) = vi64 length + bytes.
-PAYLOAD_LAYOUT: Layout = (VAR_BYTES,)
+PAYLOAD_FIELD = VAR_BYTES
 
 
 def encode_layout(layout: Layout, values: Sequence[object]) -> bytes:
@@ -186,6 +195,8 @@ def decode_properties(data: bytes, pos: int = 0, end: int | None = None) -> tupl
 def decode_key_id(prop: Property) -> int:
     """The Key ID in a Secure Object Key ID property: exactly one vi64 (§4.1)."""
     value = prop.value
+    if len(value) == 1 and value[0] < 0x80:  # Key IDs below 128: the common case
+        return value[0]
     try:
         key_id, used = decode_vi64(value, 0, len(value))
     except TruncatedError as exc:
@@ -195,31 +206,26 @@ def decode_key_id(prop: Property) -> int:
     return key_id
 
 
-@dataclass(frozen=True, slots=True)
-class Plaintext:
-    """The AEAD plaintext of §3.3.2: the original payload and the Encrypted Properties List.
-
-    ``padding`` is the length of the Padding property (§4.3) in that list; 0 means none.
-    """
-
-    payload: bytes
-    encrypted_properties: tuple[Property, ...] = ()
-    padding: int = 0
+#: A decoded plaintext (§3.3.2): payload, encrypted properties, Padding length (0 = none).
+#: A plain tuple: one is built for every object received.
+Plaintext = tuple[bytes, tuple[Property, ...], int]
 
 
-def encode_plaintext(pt: Plaintext) -> bytes:
+def encode_plaintext(
+    payload: bytes, encrypted_properties: Sequence[Property] = (), padding: int = 0
+) -> bytes:
     """``Serialize(original_payload) + Serialize(Encrypted Properties List)`` (§3.3.2)."""
-    head = encode_layout(PAYLOAD_LAYOUT, (pt.payload,))
-    if not pt.encrypted_properties and not pt.padding:
+    head = PAYLOAD_FIELD.encode(payload)
+    if not encrypted_properties and not padding:
         return head
-    for p in pt.encrypted_properties:
+    for p in encrypted_properties:
         if p.type in (ENCRYPTED_PROPERTIES_LIST, PADDING_PROPERTY):
             raise BadPropertiesError(f"property type {p.type:#x} is not allowed in the list")
-    if not 0 <= pt.padding <= MAX_U32:
-        raise BadPropertiesError(f"padding of {pt.padding} bytes does not fit 32 bits")
-    props = list(pt.encrypted_properties)
-    if pt.padding:
-        props.append(Property(PADDING_PROPERTY, bytes(pt.padding)))
+    if not 0 <= padding <= MAX_U32:
+        raise BadPropertiesError(f"padding of {padding} bytes does not fit 32 bits")
+    props = list(encrypted_properties)
+    if padding:
+        props.append(Property(PADDING_PROPERTY, bytes(padding)))
     body = encode_properties(props)
     return head + encode_layout(PROPERTY_LAYOUT, (ENCRYPTED_PROPERTIES_LIST, body))
 
@@ -227,10 +233,9 @@ def encode_plaintext(pt: Plaintext) -> bytes:
 def decode_plaintext(data: bytes) -> Plaintext:
     """Parse a decrypted plaintext (§3.3.3 steps 1-4); any parse failure raises."""
     end = len(data)
-    (payload,), pos = decode_layout(PAYLOAD_LAYOUT, data, 0, end)
-    assert isinstance(payload, bytes)
+    payload, pos = PAYLOAD_FIELD.decode(data, 0, end)
     if pos == end:
-        return Plaintext(payload)
+        return payload, (), 0
     type_field, body_field = PROPERTY_LAYOUT
     list_type, pos = type_field.decode(data, pos, end)
     if list_type != ENCRYPTED_PROPERTIES_LIST:  # §3.3.3 step 4: checked before the length
@@ -246,4 +251,4 @@ def decode_plaintext(data: bytes) -> Plaintext:
         props = props[:-1]
     if any(p.type == PADDING_PROPERTY for p in props):
         raise BadPropertiesError("the Padding property must be the last in the list")
-    return Plaintext(payload, props, padding)
+    return payload, props, padding

@@ -170,7 +170,10 @@ class KeyRing:
         """Unprotect ``obj`` with the key its Key ID property names (§3.9)."""
         ns = _namespace(namespace)
         key_id = find_key_id(obj.immutable_properties)
-        entry = self._entry(ns, key_id, now)
+        entries = self._keys.get(ns)
+        entry = entries.get(key_id) if entries else None
+        if entry is None or entry.superseded_at is not None:
+            entry = self._entry(ns, key_id, now)  # the checks a superseded key needs
         keys = entry.tracks.get(track_name)
         if keys is None:
             keys = self._track_keys(ns, entry, key_id, track_name)

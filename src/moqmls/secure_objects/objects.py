@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from cryptography.exceptions import InvalidTag
+
 from moqmls.secure_objects.codec import (
     ENCRYPTED_PROPERTIES_LIST,
     KEY_ID_PROPERTY,
     PADDING_PROPERTY,
-    Plaintext,
     Property,
     decode_key_id,
     decode_plaintext,
@@ -23,14 +24,16 @@ from moqmls.secure_objects.codec import (
     encode_properties,
 )
 from moqmls.secure_objects.errors import (
+    AuthenticationError,
     BadPropertiesError,
     MissingKeyIdError,
+    TruncatedError,
     UnknownKeyIdError,
 )
 from moqmls.secure_objects.schedule import (
     derive_key_salt,
     make_aad,
-    make_nonce,
+    salted_ctr,
     serialize_full_track_name,
 )
 from moqmls.secure_objects.suites import CipherSuite
@@ -93,16 +96,36 @@ class ObjectFields(Protocol):
 
 def find_key_id(immutable_properties: Sequence[Property]) -> int:
     """The Key ID carried in the immutable properties; exactly one must be there (§3.9)."""
-    found = [p for p in immutable_properties if p.type == KEY_ID_PROPERTY]
-    if len(found) != 1:
-        raise MissingKeyIdError(f"{len(found)} Secure Object Key ID properties, need exactly 1")
-    return decode_key_id(found[0])
+    found = None
+    for p in immutable_properties:
+        if p.type == KEY_ID_PROPERTY:
+            if found is not None:
+                raise MissingKeyIdError("more than one Secure Object Key ID property")
+            found = p
+    if found is None:
+        raise MissingKeyIdError("no Secure Object Key ID property")
+    return decode_key_id(found)
 
 
 class TrackKeys:
-    """moq_key, moq_salt and the keyed AEAD for one track and Key ID (§3.7)."""
+    """moq_key, moq_salt and the keyed AEAD for one track and Key ID (§3.7).
 
-    __slots__ = ("_aead", "_key_id_property", "key_id", "salt", "suite")
+    Derived once per track and epoch; `protect` and `unprotect` are the per-object path, so
+    they precompute what every object shares (the Key ID property and its encoding).
+    """
+
+    __slots__ = (
+        "_aead",
+        "_key_id_bytes",
+        "_key_id_only",
+        "_key_id_property",
+        "_key_id_value",
+        "_nn",
+        "_salt",
+        "key_id",
+        "salt",
+        "suite",
+    )
 
     def __init__(
         self,
@@ -118,44 +141,57 @@ class TrackKeys:
         self.suite = suite
         self.key_id = key_id
         self.salt = derived.moq_salt
+        self._salt = int.from_bytes(self.salt, "big")
+        self._nn = suite.nn
         self._aead = suite.aead(derived.moq_key)
         self._key_id_property = Property.key_id(key_id)
+        self._key_id_value = self._key_id_property.value
+        self._key_id_only = (self._key_id_property,)
+        self._key_id_bytes = encode_properties(self._key_id_only)
 
     def protect(self, obj: PlainObject) -> SecureObject:
         """§3.8: encrypt payload and Encrypted Properties List, authenticate the metadata."""
-        for p in obj.immutable_properties:
-            if p.type in _RESERVED_IMMUTABLE:
-                raise BadPropertiesError(f"property type {p.type:#x} is not the caller's to set")
-        immutable = (self._key_id_property, *obj.immutable_properties)
-        aad = make_aad(
-            obj.group_id, obj.object_id, obj.publisher_priority, encode_properties(immutable)
-        )
-        nonce = make_nonce(self.salt, obj.group_id, obj.object_id)
-        pt = encode_plaintext(Plaintext(obj.payload, obj.encrypted_properties, obj.padding))
-        return SecureObject(
-            obj.group_id,
-            obj.object_id,
-            obj.publisher_priority,
-            immutable,
-            self._aead.encrypt(nonce, aad, pt),
-        )
+        group_id, object_id, priority = obj.group_id, obj.object_id, obj.publisher_priority
+        extra = obj.immutable_properties
+        if extra:
+            for p in extra:
+                if p.type in _RESERVED_IMMUTABLE:
+                    raise BadPropertiesError(f"property type {p.type:#x} is not the caller's")
+            immutable = (self._key_id_property, *extra)
+            serialized = self._key_id_bytes + encode_properties(extra)
+        else:
+            immutable = self._key_id_only
+            serialized = self._key_id_bytes
+        aad = make_aad(group_id, object_id, priority, serialized)
+        nonce = salted_ctr(self._salt, self._nn, group_id, object_id)
+        pt = encode_plaintext(obj.payload, obj.encrypted_properties, obj.padding)
+        ct = self._aead.encrypt(nonce, pt, aad)
+        return SecureObject(group_id, object_id, priority, immutable, ct)
 
     def unprotect(self, obj: ObjectFields) -> PlainObject:
         """§3.9: check and decrypt; any failure raises and nothing is returned."""
-        immutable = tuple(obj.immutable_properties)
-        if find_key_id(immutable) != self.key_id:
-            raise UnknownKeyIdError(f"object is not under Key ID {self.key_id}")
-        aad = make_aad(
-            obj.group_id, obj.object_id, obj.publisher_priority, encode_properties(immutable)
-        )
-        nonce = make_nonce(self.salt, obj.group_id, obj.object_id)
-        pt = decode_plaintext(self._aead.decrypt(nonce, aad, obj.payload))
-        return PlainObject(
-            obj.group_id,
-            obj.object_id,
-            pt.payload,
-            obj.publisher_priority,
-            tuple(p for p in immutable if p.type != KEY_ID_PROPERTY),
-            pt.encrypted_properties,
-            pt.padding,
-        )
+        group_id, object_id, priority = obj.group_id, obj.object_id, obj.publisher_priority
+        props = obj.immutable_properties
+        if (
+            len(props) == 1
+            and props[0].value == self._key_id_value
+            and props[0].type == KEY_ID_PROPERTY
+        ):
+            serialized = self._key_id_bytes
+            extra: tuple[Property, ...] = ()
+        else:
+            if find_key_id(props) != self.key_id:
+                raise UnknownKeyIdError(f"object is not under Key ID {self.key_id}")
+            serialized = encode_properties(props)
+            extra = tuple(p for p in props if p.type != KEY_ID_PROPERTY)
+        ct = obj.payload
+        if len(ct) < self.suite.nt:
+            raise TruncatedError(f"ciphertext of {len(ct)} bytes is shorter than the tag")
+        aad = make_aad(group_id, object_id, priority, serialized)
+        nonce = salted_ctr(self._salt, self._nn, group_id, object_id)
+        try:
+            pt = self._aead.decrypt(nonce, ct, aad)
+        except InvalidTag:
+            raise AuthenticationError("AEAD authentication failed") from None
+        payload, encrypted, padding = decode_plaintext(pt)
+        return PlainObject(group_id, object_id, payload, priority, extra, encrypted, padding)

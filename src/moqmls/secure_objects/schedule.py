@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
-from moqmls.secure_objects.codec import MAX_U64, encode_vi64
+from moqmls.secure_objects.codec import MAX_U32, MAX_U64, encode_vi64
 from moqmls.secure_objects.errors import IdOutOfRangeError
 from moqmls.secure_objects.suites import CipherSuite
 
@@ -86,8 +86,14 @@ def make_ctr(group_id: int, object_id: int) -> bytes:
 
 def make_nonce(salt: bytes, group_id: int, object_id: int) -> bytes:
     """nonce = moq_salt XOR CTR, as AEAD.Nn big-endian bytes (§3.6, §3.8)."""
-    ctr = int.from_bytes(make_ctr(group_id, object_id), "big")
-    return (int.from_bytes(salt, "big") ^ ctr).to_bytes(len(salt), "big")
+    return salted_ctr(int.from_bytes(salt, "big"), len(salt), group_id, object_id)
+
+
+def salted_ctr(salt: int, nn: int, group_id: int, object_id: int) -> bytes:
+    """`make_nonce` with the salt already an integer, as `TrackKeys` keeps it."""
+    if not (0 <= group_id <= MAX_U64 and 0 <= object_id <= MAX_U32):
+        raise IdOutOfRangeError(f"group {group_id} / object {object_id} outside 2^64-1 / 2^32-1")
+    return (salt ^ (group_id << 32 | object_id)).to_bytes(nn, "big")
 
 
 def make_aad(

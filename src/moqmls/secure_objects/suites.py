@@ -16,40 +16,16 @@ from cryptography.hazmat.primitives import constant_time, hashes, hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from moqmls.secure_objects.errors import (
-    AuthenticationError,
-    TruncatedError,
-    UnsupportedCipherSuiteError,
-)
+from moqmls.secure_objects.errors import UnsupportedCipherSuiteError
 
 
 class Aead(Protocol):
-    """An AEAD bound to one key (RFC 5116 conventions: the tag is part of the ciphertext)."""
+    """An AEAD bound to one key, called like `cryptography`'s AESGCM (RFC 5116 conventions:
+    the tag ends the ciphertext; a failed decryption raises `InvalidTag`)."""
 
-    def encrypt(self, nonce: bytes, aad: bytes, pt: bytes) -> bytes: ...
+    def encrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None) -> bytes: ...
 
-    def decrypt(self, nonce: bytes, aad: bytes, ct: bytes) -> bytes: ...
-
-
-class AesGcm:
-    """AES-GCM with a 16-byte tag (suites 0x0004, 0x0005)."""
-
-    __slots__ = ("_aead",)
-    tag_size = 16
-
-    def __init__(self, key: bytes) -> None:
-        self._aead = AESGCM(key)
-
-    def encrypt(self, nonce: bytes, aad: bytes, pt: bytes) -> bytes:
-        return self._aead.encrypt(nonce, pt, aad)
-
-    def decrypt(self, nonce: bytes, aad: bytes, ct: bytes) -> bytes:
-        if len(ct) < 16:
-            raise TruncatedError(f"ciphertext of {len(ct)} bytes is shorter than the tag")
-        try:
-            return self._aead.decrypt(nonce, ct, aad)
-        except InvalidTag:
-            raise AuthenticationError("AEAD authentication failed") from None
+    def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None) -> bytes: ...
 
 
 class AesCtrHmac:
@@ -72,30 +48,28 @@ class AesCtrHmac:
 
     def compute_tag(self, nonce: bytes, aad: bytes, ct: bytes) -> bytes:
         """RFC 9605 §4.5.1 compute_tag."""
-        auth_data = b"".join(
-            (
-                len(aad).to_bytes(8, "big"),
-                len(ct).to_bytes(8, "big"),
-                self._tag_len,
-                nonce,
-                aad,
-                ct,
-            )
-        )
         mac = hmac.HMAC(self._auth_key, self._hash)
-        mac.update(auth_data)
+        mac.update(len(aad).to_bytes(8, "big"))
+        mac.update(len(ct).to_bytes(8, "big"))
+        mac.update(self._tag_len)
+        mac.update(nonce)
+        mac.update(aad)
+        mac.update(ct)
         return mac.finalize()[: self.tag_size]
 
-    def encrypt(self, nonce: bytes, aad: bytes, pt: bytes) -> bytes:
-        ct = self._ctr(nonce, pt)
-        return ct + self.compute_tag(nonce, aad, ct)
+    def encrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None) -> bytes:
+        """AEAD.Encrypt(key, nonce, aad, pt)."""
+        ct = self._ctr(nonce, data)
+        return ct + self.compute_tag(nonce, associated_data or b"", ct)
 
-    def decrypt(self, nonce: bytes, aad: bytes, ct: bytes) -> bytes:
-        if len(ct) < self.tag_size:
-            raise TruncatedError(f"ciphertext of {len(ct)} bytes is shorter than the tag")
-        inner, tag = ct[: -self.tag_size], ct[-self.tag_size :]
-        if not constant_time.bytes_eq(tag, self.compute_tag(nonce, aad, inner)):
-            raise AuthenticationError("AEAD authentication failed")
+    def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None) -> bytes:
+        """AEAD.Decrypt(key, nonce, aad, ct); a short or forged input raises `InvalidTag`."""
+        if len(data) < self.tag_size:
+            raise InvalidTag
+        inner, tag = data[: -self.tag_size], data[-self.tag_size :]
+        candidate = self.compute_tag(nonce, associated_data or b"", inner)
+        if not constant_time.bytes_eq(tag, candidate):
+            raise InvalidTag
         return self._ctr(nonce, inner)
 
 
@@ -116,12 +90,12 @@ class CipherSuite:
     def hash(self) -> hashes.HashAlgorithm:
         return hashes.SHA256() if self.hash_name == "sha256" else hashes.SHA512()
 
-    def aead(self, key: bytes) -> AesGcm | AesCtrHmac:
+    def aead(self, key: bytes) -> Aead:
         """The AEAD of this suite bound to ``key`` (AEAD.Nk bytes)."""
         if len(key) != self.nk:
             raise ValueError(f"{self.name} needs a {self.nk}-byte key, got {len(key)}")
         if self.nka is None:
-            return AesGcm(key)
+            return AESGCM(key)
         return AesCtrHmac(key, self.nka, self.hash, self.nt)
 
 
