@@ -20,6 +20,7 @@ from moqmls.mls.errors import (
     MLSError,
     SignatureError,
 )
+from moqmls.mls.secret_tree import RatchetKey, RatchetType
 from moqmls.mls.structs import (
     AuthenticatedContent,
     Commit,
@@ -48,27 +49,27 @@ SENDER_DATA_SECRET = b"\x04" * 32
 
 
 class FakeKeys:
-    """A key source with fixed per-(leaf, kind, generation) keys, recording consumption."""
+    """A key source with fixed per-(leaf, ratchet, generation) keys, recording consumption."""
 
     def __init__(self) -> None:
         self.next_generation = 0
-        self.consumed: list[tuple[int, bool, int]] = []
+        self.consumed: list[tuple[int, RatchetType, int]] = []
 
     @staticmethod
-    def _derive(leaf: int, handshake: bool, generation: int) -> tuple[bytes, bytes]:
-        seed = bytes([leaf, int(handshake), generation])
-        return SUITE.hash(b"k" + seed)[:16], SUITE.hash(b"n" + seed)[:12]
+    def derive(leaf: int, kind: RatchetType, generation: int) -> RatchetKey:
+        seed = bytes([leaf, generation]) + kind.value
+        return RatchetKey(generation, SUITE.hash(b"k" + seed)[:16], SUITE.hash(b"n" + seed)[:12])
 
-    def next_key(self, leaf_index: int, handshake: bool) -> tuple[int, bytes, bytes]:
-        generation = self.next_generation
+    def next_key(self, leaf: int, kind: RatchetType) -> RatchetKey:
         self.next_generation += 1
-        return (generation, *self._derive(leaf_index, handshake, generation))
+        return self.derive(leaf, kind, self.next_generation - 1)
 
-    def key_for(self, leaf_index: int, handshake: bool, generation: int) -> tuple[bytes, bytes]:
-        return self._derive(leaf_index, handshake, generation)
+    def key_for(self, leaf: int, kind: RatchetType, generation: int) -> RatchetKey:
+        return self.derive(leaf, kind, generation)
 
-    def consume(self, leaf_index: int, handshake: bool, generation: int) -> None:
-        self.consumed.append((leaf_index, handshake, generation))
+    def consume(self, leaf: int, kind: RatchetType, generation: int) -> RatchetKey:
+        self.consumed.append((leaf, kind, generation))
+        return self.derive(leaf, kind, generation)
 
 
 def content(content_type: ContentType, sender: Sender | None = None) -> FramedContent:
@@ -209,8 +210,12 @@ def test_private_round_trip(content_type: ContentType) -> None:
     keys = FakeKeys()
     got = framing.unprotect_private(SUITE, received, CONTEXT, keys, SENDER_DATA_SECRET, SIG_PUB)
     assert got.content == content(content_type)
-    handshake = content_type != ContentType.APPLICATION
-    assert keys.consumed == [(1, handshake, 0)]
+    kind = (
+        RatchetType.APPLICATION
+        if content_type == ContentType.APPLICATION
+        else RatchetType.HANDSHAKE
+    )
+    assert keys.consumed == [(1, kind, 0)]
 
 
 def test_private_encryption_follows_the_rfc_formulas() -> None:
@@ -224,10 +229,10 @@ def test_private_encryption_follows_the_rfc_formulas() -> None:
     sender_data = AESGCM(sd_key).decrypt(sd_nonce, pm.encrypted_sender_data, sd_aad)
     assert sender_data == (1).to_bytes(4, "big") + (0).to_bytes(4, "big") + guard
     # content: the ratchet nonce with the reuse guard XORed into its first 4 bytes
-    key, nonce = FakeKeys._derive(1, False, 0)
-    guarded = bytes(a ^ b for a, b in zip(nonce[:4], guard, strict=True)) + nonce[4:]
+    rk = FakeKeys.derive(1, RatchetType.APPLICATION, 0)
+    guarded = bytes(a ^ b for a, b in zip(rk.nonce[:4], guard, strict=True)) + rk.nonce[4:]
     aad = sd_aad + b"\x02ad"
-    plaintext = AESGCM(key).decrypt(guarded, pm.ciphertext, aad)
+    plaintext = AESGCM(rk.key).decrypt(guarded, pm.ciphertext, aad)
     assert plaintext.startswith(b"\x05hello")
     assert plaintext.endswith(b"\x00\x00\x00")
 
@@ -265,10 +270,12 @@ def test_non_zero_padding_is_rejected() -> None:
         ).encode()
         + b"\x00\x01"
     )
-    key, nonce = FakeKeys._derive(1, False, 0)
+    rk = FakeKeys.derive(1, RatchetType.APPLICATION, 0)
     aad = PrivateContentAAD(b"group", 5, ContentType.APPLICATION, b"").encode()
-    ciphertext = SUITE.aead_encrypt(key, nonce, aad, body)
-    sd_key, sd_nonce = framing.sender_data_key_nonce(SUITE, SENDER_DATA_SECRET, ciphertext)
+    ciphertext = SUITE.aead_encrypt(rk.key, rk.nonce, aad, body)
+    sample = ciphertext[:32]
+    sd_key = SUITE.expand_with_label(SENDER_DATA_SECRET, b"key", sample, 16)
+    sd_nonce = SUITE.expand_with_label(SENDER_DATA_SECRET, b"nonce", sample, 12)
     encrypted_sd = SUITE.aead_encrypt(
         sd_key,
         sd_nonce,

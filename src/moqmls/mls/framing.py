@@ -21,6 +21,7 @@ from typing import Protocol
 
 from moqmls.mls.crypto import CipherSuite
 from moqmls.mls.errors import FramingError, MembershipTagError, SignatureError
+from moqmls.mls.secret_tree import RatchetKey, RatchetType, sender_data_key_nonce
 from moqmls.mls.structs import (
     AuthenticatedContent,
     AuthenticatedContentTBM,
@@ -45,23 +46,26 @@ REUSE_GUARD_LEN = 4
 
 
 class MessageKeySource(Protocol):
-    """What framing needs from the secret tree (§9): per-leaf handshake/application ratchets."""
+    """What framing needs from the secret tree (§9); `SecretTree` is one."""
 
-    def next_key(self, leaf_index: int, handshake: bool) -> tuple[int, bytes, bytes]:
-        """Our own next (generation, key, nonce); it is used up at once."""
+    def next_key(self, leaf: int, kind: RatchetType) -> RatchetKey:
+        """Our own next generation's key and nonce, used up at once."""
         ...
 
-    def key_for(self, leaf_index: int, handshake: bool, generation: int) -> tuple[bytes, bytes]:
-        """(key, nonce) of a received generation, without consuming it yet."""
+    def key_for(self, leaf: int, kind: RatchetType, generation: int) -> RatchetKey:
+        """A received generation's key and nonce, without consuming it."""
         ...
 
-    def consume(self, leaf_index: int, handshake: bool, generation: int) -> None:
-        """Forget the secret of a generation that decrypted a message (§9.2 deletion)."""
+    def consume(self, leaf: int, kind: RatchetType, generation: int) -> RatchetKey:
+        """Delete a generation's key after it decrypted a message (§9.2)."""
         ...
 
 
-def _is_handshake(content_type: ContentType) -> bool:
-    return content_type != ContentType.APPLICATION
+def _ratchet(content_type: ContentType) -> RatchetType:
+    """§9.1: application data uses the application ratchet, the rest the handshake one."""
+    if content_type == ContentType.APPLICATION:
+        return RatchetType.APPLICATION
+    return RatchetType.HANDSHAKE
 
 
 def _needs_context(sender: Sender) -> bool:
@@ -230,16 +234,6 @@ def unprotect_public(
 # --------------------------------------------------------------------------- §6.3 PrivateMessage
 
 
-def sender_data_key_nonce(
-    suite: CipherSuite, sender_data_secret: bytes, ciphertext: bytes
-) -> tuple[bytes, bytes]:
-    """§6.3.2: key and nonce from the first Nh bytes of the content ciphertext."""
-    sample = ciphertext[: suite.hash_len]
-    key = suite.expand_with_label(sender_data_secret, b"key", sample, suite.aead_key_len)
-    nonce = suite.expand_with_label(sender_data_secret, b"nonce", sample, suite.aead_nonce_len)
-    return key, nonce
-
-
 def _guarded(nonce: bytes, reuse_guard: bytes) -> bytes:
     """§6.3.1: XOR the reuse guard into the first four bytes of the nonce."""
     head = bytes(a ^ b for a, b in zip(nonce[:REUSE_GUARD_LEN], reuse_guard, strict=True))
@@ -264,7 +258,7 @@ def protect_private(
     if len(guard) != REUSE_GUARD_LEN:
         raise FramingError("reuse guard must be 4 bytes")
     leaf = content.sender.leaf_index
-    generation, key, nonce = keys.next_key(leaf, _is_handshake(content.content_type))
+    ratchet_key = keys.next_key(leaf, _ratchet(content.content_type))
     plaintext = PrivateMessageContent(
         content.content_type,
         content.application_data,
@@ -276,11 +270,12 @@ def protect_private(
     aad = PrivateContentAAD(
         content.group_id, content.epoch, content.content_type, content.authenticated_data
     )
-    ciphertext = suite.aead_encrypt(key, _guarded(nonce, guard), aad.encode(), plaintext)
+    nonce = _guarded(ratchet_key.nonce, guard)
+    ciphertext = suite.aead_encrypt(ratchet_key.key, nonce, aad.encode(), plaintext)
     sd_key, sd_nonce = sender_data_key_nonce(suite, sender_data_secret, ciphertext)
     sd_aad = SenderDataAAD(content.group_id, content.epoch, content.content_type)
     encrypted_sender_data = suite.aead_encrypt(
-        sd_key, sd_nonce, sd_aad.encode(), SenderData(leaf, generation, guard).encode()
+        sd_key, sd_nonce, sd_aad.encode(), SenderData(leaf, ratchet_key.generation, guard).encode()
     )
     return PrivateMessage(
         content.group_id,
@@ -327,13 +322,16 @@ def open_private_message(
     """
     _check_epoch(message.group_id, message.epoch, context)
     sender_data = decrypt_sender_data(suite, message, sender_data_secret)
-    handshake = _is_handshake(message.content_type)
-    key, nonce = keys.key_for(sender_data.leaf_index, handshake, sender_data.generation)
+    kind = _ratchet(message.content_type)
+    ratchet_key = keys.key_for(sender_data.leaf_index, kind, sender_data.generation)
     aad = PrivateContentAAD(
         message.group_id, message.epoch, message.content_type, message.authenticated_data
     )
     plaintext = suite.aead_decrypt(
-        key, _guarded(nonce, sender_data.reuse_guard), aad.encode(), message.ciphertext
+        ratchet_key.key,
+        _guarded(ratchet_key.nonce, sender_data.reuse_guard),
+        aad.encode(),
+        message.ciphertext,
     )
     body = PrivateMessageContent.decode(plaintext, message.content_type)
     content = body.framed_content(
@@ -343,7 +341,7 @@ def open_private_message(
         message.authenticated_data,
     )
     if consume:
-        keys.consume(sender_data.leaf_index, handshake, sender_data.generation)
+        keys.consume(sender_data.leaf_index, kind, sender_data.generation)
     return OpenedPrivateMessage(
         AuthenticatedContent(WireFormat.MLS_PRIVATE_MESSAGE, content, body.auth),
         sender_data.generation,
@@ -366,5 +364,5 @@ def unprotect_private(
     opened = open_private_message(suite, message, context, keys, sender_data_secret, consume=False)
     verify_content(suite, signature_pub, opened.authenticated, context)
     sender = opened.authenticated.content.sender
-    keys.consume(sender.leaf_index or 0, _is_handshake(message.content_type), opened.generation)
+    keys.consume(sender.leaf_index or 0, _ratchet(message.content_type), opened.generation)
     return opened.authenticated
