@@ -268,8 +268,14 @@ class Select(Wire[Any]):
 
 
 Condition = Callable[[Mapping[str, Any]], bool]
-# (field name, the wire type's read, its presence condition, its Select if it has one)
-_ReadStep = tuple[str, Callable[["Reader"], Any], "Condition | None", "Select | None"]
+# (field name, the wire type's read and write, its presence condition, its Select if any)
+_Step = tuple[
+    str,
+    Callable[["Reader"], Any],
+    Callable[["Writer", Any], None],
+    "Condition | None",
+    "Select | None",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -291,7 +297,7 @@ class Struct:
     """Base of every MLS struct: a dataclass whose fields are declared with `wire`."""
 
     _fields_cache: ClassVar[tuple[_Field, ...] | None] = None
-    _plan_cache: ClassVar[tuple[_ReadStep, ...] | None] = None
+    _plan_cache: ClassVar[tuple[_Step, ...] | None] = None
 
     @classmethod
     def _wire_fields(cls) -> tuple[_Field, ...]:
@@ -307,21 +313,20 @@ class Struct:
 
     def write_to(self, w: Writer) -> None:
         ctx = self.__dict__
-        for f in self._wire_fields():
-            if f.when is not None and not f.when(ctx):
+        for name, _, write, when, select in self._plan():
+            if when is not None and not when(ctx):
                 continue
-            spec = f.wire
-            if isinstance(spec, Select):
-                resolved = spec.resolve(ctx, decoding=False)
-                if resolved is None:
-                    continue
-                spec = resolved
-            spec.write(w, ctx[f.name])
+            if select is not None:
+                resolved = select.resolve(ctx, decoding=False)
+                if resolved is not None:
+                    resolved.write(w, ctx[name])
+                continue
+            write(w, ctx[name])
 
     @classmethod
     def read_from(cls, r: Reader) -> Self:
         values: dict[str, Any] = {}
-        for name, read, when, select in cls._read_plan():
+        for name, read, _, when, select in cls._plan():
             if when is not None and not when(values):
                 values[name] = None
                 continue
@@ -341,11 +346,17 @@ class Struct:
         return obj
 
     @classmethod
-    def _read_plan(cls) -> tuple[_ReadStep, ...]:
-        plan: tuple[_ReadStep, ...] | None = cls.__dict__.get("_plan_cache")
+    def _plan(cls) -> tuple[_Step, ...]:
+        plan: tuple[_Step, ...] | None = cls.__dict__.get("_plan_cache")
         if plan is None:
             plan = tuple(
-                (f.name, f.wire.read, f.when, f.wire if isinstance(f.wire, Select) else None)
+                (
+                    f.name,
+                    f.wire.read,
+                    f.wire.write,
+                    f.when,
+                    f.wire if isinstance(f.wire, Select) else None,
+                )
                 for f in cls._wire_fields()
             )
             if len(plan) != len(dataclasses.fields(cls)):  # type: ignore[arg-type]
