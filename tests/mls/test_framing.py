@@ -4,6 +4,8 @@ computations (AEAD, MAC and labeled expansion done here from the RFC's formulas)
 from __future__ import annotations
 
 import contextlib
+import json
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -20,7 +22,7 @@ from moqmls.mls.errors import (
     MLSError,
     SignatureError,
 )
-from moqmls.mls.secret_tree import RatchetKey, RatchetType
+from moqmls.mls.secret_tree import RatchetKey, RatchetType, SecretTree
 from moqmls.mls.structs import (
     AuthenticatedContent,
     Commit,
@@ -41,6 +43,7 @@ from moqmls.mls.structs import (
     WireFormat,
 )
 
+VECTORS = Path(__file__).resolve().parent.parent / "vectors" / "mls"
 SUITE = cipher_suite(1)
 SIG_PRIV, SIG_PUB = SUITE.generate_signature_key_pair()
 CONTEXT = GroupContext(ProtocolVersion.MLS10, 1, b"group", 5, b"\x01" * 32, b"\x02" * 32, ())
@@ -315,3 +318,54 @@ def test_flipped_private_message_raises_only_mls_errors(pos: int, xor: int) -> N
         if message is not None:
             framing.unprotect_private(SUITE, message, CONTEXT, keys, SENDER_DATA_SECRET, SIG_PUB)
     assert keys.consumed == []
+
+
+# ------------------------------------------------- official vectors under mutation (real tree)
+
+PROTECTION = json.loads((VECTORS / "message-protection.json").read_text())[0]
+
+
+def _vector_inputs() -> tuple[GroupContext, bytes, bytes, bytes]:
+    c = PROTECTION
+    context = GroupContext(
+        ProtocolVersion.MLS10,
+        c["cipher_suite"],
+        bytes.fromhex(c["group_id"]),
+        c["epoch"],
+        bytes.fromhex(c["tree_hash"]),
+        bytes.fromhex(c["confirmed_transcript_hash"]),
+        (),
+    )
+    return (
+        context,
+        bytes.fromhex(c["encryption_secret"]),
+        bytes.fromhex(c["sender_data_secret"]),
+        bytes.fromhex(c["signature_pub"]),
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(["application_priv", "proposal_priv", "commit_priv"]),
+    st.integers(0, 1 << 12),
+    st.integers(1, 255),
+)
+def test_mutated_vector_private_messages_leave_the_tree_usable(
+    field: str, pos: int, xor: int
+) -> None:
+    context, encryption_secret, sender_data_secret, signature_pub = _vector_inputs()
+    suite = cipher_suite(PROTECTION["cipher_suite"])
+    tree = SecretTree(suite, encryption_secret, 2)
+    original = bytes.fromhex(PROTECTION[field])
+    data = bytearray(original)
+    data[pos % len(data)] ^= xor
+    with contextlib.suppress(MLSError):
+        message = MLSMessage.decode(bytes(data)).private_message
+        if message is not None:
+            framing.unprotect_private(
+                suite, message, context, tree, sender_data_secret, signature_pub
+            )
+    # the genuine message still opens with the same tree: nothing was consumed by the forgery
+    genuine = MLSMessage.decode(original).private_message
+    assert genuine is not None
+    framing.unprotect_private(suite, genuine, context, tree, sender_data_secret, signature_pub)
