@@ -1,0 +1,213 @@
+"""The SQLite store, the embedded default (DESIGN.md "Lock service").
+
+State survives restarts, and several service processes may share one database file: each
+decision runs in one ``BEGIN IMMEDIATE`` transaction (the write lock is taken before the
+read, so decisions on one file are serialised across processes), with the server time read
+after the lock is held. The database is in WAL mode; epoch advances are committed with
+``synchronous=FULL`` so a stored Commit survives even a crash of the machine (other
+writes use ``NORMAL``: a lease lost in a machine crash only costs a retry). Blocking
+sqlite3 calls run on one worker thread, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import astuple, fields
+from pathlib import Path
+from typing import Any
+
+from moqmls.lock.errors import UnavailableError
+from moqmls.lock.model import GroupHead, Lease, StoredEpoch
+from moqmls.lock.store import Decision, R, Snapshot, Store, StoreOptions
+
+
+def _columns(cls: type[Any]) -> list[str]:
+    return [f.name for f in fields(cls) if f.name != "group"]
+
+
+# Each table is the dataclass it stores, keyed by group (and epoch for records).
+_TABLES: dict[str, tuple[type[Any], tuple[str, ...]]] = {
+    "heads": (GroupHead, ("group",)),
+    "leases": (Lease, ("group",)),
+    "epochs": (StoredEpoch, ("group", "epoch")),
+}
+
+
+def _q(name: str) -> str:
+    return f'"{name}"'
+
+
+def _schema() -> list[str]:
+    statements = []
+    for table, (cls, key) in _TABLES.items():
+        cols = ", ".join(_q(c) for c in ["group", *_columns(cls)])
+        keys = ", ".join(_q(k) for k in key)
+        statements.append(f"CREATE TABLE IF NOT EXISTS {table} ({cols}, PRIMARY KEY ({keys}))")
+    return statements
+
+
+def _select(table: str, where: Sequence[str]) -> str:
+    cols = ", ".join(_q(c) for c in _columns(_TABLES[table][0]))
+    cond = " AND ".join(f"{_q(w)} = ?" for w in where)
+    return f"SELECT {cols} FROM {table} WHERE {cond}"
+
+
+def _upsert(table: str) -> str:
+    cols = ["group", *_columns(_TABLES[table][0])]
+    marks = ", ".join("?" for _ in cols)
+    return f"INSERT OR REPLACE INTO {table} ({', '.join(map(_q, cols))}) VALUES ({marks})"
+
+
+_HISTORY = (
+    'SELECT "epoch", "commit_hash", "committer", "token", NULL, NULL FROM epochs '
+    'WHERE "group" = ? ORDER BY "epoch"'
+)
+
+
+class SQLiteStore(Store):
+    """A database file; one worker thread owns this process's connection to it."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        options: StoreOptions | None = None,
+        *,
+        busy_timeout_ms: int = 10_000,
+    ) -> None:
+        super().__init__(options)
+        self.path = str(path)
+        self.busy_timeout_ms = busy_timeout_ms
+        self._executor: ThreadPoolExecutor | None = None
+        self._db: sqlite3.Connection | None = None
+        self._synchronous = ""
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Open the database (creating its schema) on the worker thread."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="moqmls-lock-sqlite")
+            await self._run(self._open)
+
+    async def close(self) -> None:
+        """Close the connection and stop the worker thread."""
+        if self._executor is not None:
+            await self._run(self._close)
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def _open(self) -> None:
+        db = sqlite3.connect(
+            self.path,
+            timeout=self.busy_timeout_ms / 1000,
+            isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
+            check_same_thread=False,
+        )
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        self._synchronous = "NORMAL"
+        db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+        db.execute("BEGIN IMMEDIATE")
+        for statement in _schema():
+            db.execute(statement)
+        db.execute("COMMIT")
+        self._db = db
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    async def _run(self, fn: Callable[[], R]) -> R:
+        if self._executor is None:
+            raise RuntimeError("SQLiteStore used before start()")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        except sqlite3.OperationalError as exc:
+            raise UnavailableError(f"sqlite: {exc}") from exc
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("SQLiteStore used before start()")
+        return self._db
+
+    # ------------------------------------------------------------ primitives
+
+    def _snapshot(self, db: sqlite3.Connection, group: str, record_epoch: int | None) -> Snapshot:
+        now = self.clock()
+        row = db.execute(_select("heads", ["group"]), (group,)).fetchone()
+        head = None if row is None else GroupHead(group, *row)
+        row = db.execute(_select("leases", ["group"]), (group,)).fetchone()
+        lease = None if row is None else Lease(*row)
+        record = None
+        if record_epoch is not None:
+            row = db.execute(_select("epochs", ["group", "epoch"]), (group, record_epoch))
+            found = row.fetchone()
+            record = None if found is None else StoredEpoch(*found)
+        live = lease is not None and now < lease.expires_at_ms
+        return Snapshot(now, head, lease, live, record)
+
+    def _write(self, db: sqlite3.Connection, group: str, decision: Decision[Any]) -> None:
+        if decision.head is not None:
+            db.execute(_upsert("heads"), astuple(decision.head))
+        if decision.clear_lease:
+            db.execute('DELETE FROM leases WHERE "group" = ?', (group,))
+        if decision.lease is not None:
+            db.execute(_upsert("leases"), (group, *astuple(decision.lease)))
+        if decision.record is not None:
+            db.execute(_upsert("epochs"), (group, *astuple(decision.record)))
+        if decision.prune_below is not None:
+            db.execute(
+                'DELETE FROM epochs WHERE "group" = ? AND "epoch" < ?',
+                (group, decision.prune_below),
+            )
+
+    def _transact_sync(
+        self, group: str, record_epoch: int | None, decide: Callable[[Snapshot], Decision[R]]
+    ) -> R:
+        db = self._conn()
+        # Only a complete of an epoch lease reads a record, and it is the one write a
+        # committer relies on: it alone waits for the fsync (the pragma is per connection
+        # and cannot change inside a transaction).
+        self._set_synchronous(db, "FULL" if record_epoch is not None else "NORMAL")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            decision = decide(self._snapshot(db, group, record_epoch))
+            if decision.writes:
+                self._write(db, group, decision)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return decision.result
+
+    def _set_synchronous(self, db: sqlite3.Connection, level: str) -> None:
+        if self._synchronous != level:
+            db.execute(f"PRAGMA synchronous={level}")
+            self._synchronous = level
+
+    async def _transact(
+        self, group: str, record_epoch: int | None, decide: Callable[[Snapshot], Decision[R]]
+    ) -> R:
+        return await self._run(lambda: self._transact_sync(group, record_epoch, decide))
+
+    def _read_sync(
+        self, group: str, record_epoch: int | None, history: bool
+    ) -> tuple[Snapshot, list[StoredEpoch]]:
+        db = self._conn()
+        db.execute("BEGIN")
+        try:
+            snap = self._snapshot(db, group, record_epoch)
+            rows = db.execute(_HISTORY, (group,)).fetchall() if history else []
+        finally:
+            db.execute("COMMIT")
+        return snap, [StoredEpoch(*row) for row in rows]
+
+    async def _read(
+        self, group: str, record_epoch: int | None, history: bool
+    ) -> tuple[Snapshot, list[StoredEpoch]]:
+        return await self._run(lambda: self._read_sync(group, record_epoch, history))

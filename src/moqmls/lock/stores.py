@@ -1,0 +1,19 @@
+"""Choosing a store from its command-line spelling (DESIGN.md "CLI and defaults")."""
+
+from __future__ import annotations
+
+from moqmls.lock.memory import MemoryStore
+from moqmls.lock.store import Store, StoreOptions
+
+STORE_HELP = "memory | sqlite:PATH | etcd://HOST:PORT[,HOST:PORT...]"
+
+
+def open_store(spec: str, options: StoreOptions | None = None) -> Store:
+    """The store `spec` names (not yet started): memory, sqlite:PATH or etcd://H:P,..."""
+    if spec == "memory":
+        return MemoryStore(options)
+    if spec.startswith("sqlite:") and len(spec) > len("sqlite:"):
+        from moqmls.lock.sqlite import SQLiteStore
+
+        return SQLiteStore(spec[len("sqlite:") :], options)
+    raise ValueError(f"unknown store {spec!r}; expected {STORE_HELP}")

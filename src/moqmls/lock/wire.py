@@ -1,0 +1,239 @@
+"""The lock service's HTTP/JSON encoding, each message defined once (DESIGN.md "Lock service").
+
+`RESULTS` maps every answer to its ``result`` name and HTTP status; the server encodes and the
+client decodes from that one table. `REQUESTS` defines each request body's fields and their
+validators. Byte fields (Commit, Welcome) travel as standard base64.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from moqmls.lock.errors import BadRequestError, ProtocolError
+from moqmls.lock.model import (
+    Acquired,
+    Committed,
+    Create,
+    Created,
+    EpochRecord,
+    Fenced,
+    GroupStatus,
+    HistoryEntry,
+    Join,
+    Locked,
+    Stale,
+    check_commit_hash,
+    check_holder,
+    check_request_id,
+    check_ttl_ms,
+)
+
+Result = Create | Join | Locked | Acquired | Stale | Committed | Created | Fenced
+
+
+@dataclass(frozen=True)
+class ResultWire:
+    """How one result travels: its `result` name and HTTP status."""
+
+    cls: type[Result]
+    name: str
+    status: int
+
+
+RESULTS: tuple[ResultWire, ...] = (
+    ResultWire(Create, "create", 201),
+    ResultWire(Join, "join", 200),
+    ResultWire(Locked, "locked", 409),
+    ResultWire(Acquired, "acquired", 200),
+    ResultWire(Stale, "stale", 412),
+    ResultWire(Committed, "committed", 200),
+    ResultWire(Created, "created", 200),
+    ResultWire(Fenced, "fenced", 410),
+)
+_BY_CLASS = {w.cls: w for w in RESULTS}
+_BY_NAME = {w.name: w for w in RESULTS}
+
+
+def encode_result(result: Result) -> tuple[int, dict[str, Any]]:
+    """A result's HTTP status and JSON body."""
+    wire = _BY_CLASS[type(result)]
+    return wire.status, {"result": wire.name, **dataclasses.asdict(result)}
+
+
+def _field_ok(value: object, annotation: str) -> bool:
+    if isinstance(value, bool):
+        return False
+    if annotation == "int":
+        return isinstance(value, int)
+    if annotation == "str":
+        return isinstance(value, str)
+    if annotation == "str | None":
+        return value is None or isinstance(value, str)
+    return False
+
+
+def decode_result(status: int, body: object, allowed: tuple[type[Result], ...]) -> Result:
+    """The result a response carries; ProtocolError if it is not one of `allowed`."""
+    if not isinstance(body, dict):
+        raise ProtocolError(f"HTTP {status}: body is not a JSON object")
+    wire = _BY_NAME.get(str(body.get("result")))
+    if wire is None or wire.cls not in allowed or wire.status != status:
+        raise ProtocolError(f"HTTP {status}: unexpected result {body.get('result')!r:.40}")
+    values: dict[str, object] = {}
+    for field in dataclasses.fields(wire.cls):
+        value = body.get(field.name)
+        if field.name not in body and field.default is not dataclasses.MISSING:
+            continue
+        if not _field_ok(value, str(field.type)):
+            raise ProtocolError(f"HTTP {status}: bad field {field.name!r}")
+        values[field.name] = value
+    return wire.cls(**values)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- request bodies
+
+
+def _b64(value: object) -> bytes:
+    if not isinstance(value, str):
+        raise BadRequestError("bytes must be a standard base64 string")
+    try:
+        return base64.b64decode(value.encode("ascii"), validate=True)
+    except (ValueError, binascii.Error) as exc:
+        raise BadRequestError("bytes must be standard base64") from exc
+
+
+Validator = Callable[[object], object]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One request field: its validator and whether it must be present."""
+
+    check: Validator
+    required: bool = False
+
+
+REQUESTS: Mapping[str, Mapping[str, Field]] = {
+    "create_or_join": {"holder": Field(check_holder, True), "ttl_ms": Field(check_ttl_ms)},
+    "lock": {
+        "holder": Field(check_holder, True),
+        "ttl_ms": Field(check_ttl_ms),
+        "request_id": Field(check_request_id),
+    },
+    "complete": {
+        "commit_hash": Field(check_commit_hash),
+        "commit": Field(_b64),
+        "welcome": Field(_b64),
+    },
+}
+
+
+def parse_request(kind: str, raw: bytes) -> dict[str, Any]:
+    """Validate a request body (a JSON object; empty means {}); absent or null fields -> None."""
+    schema = REQUESTS[kind]
+    body: object = {}
+    if raw.strip():
+        try:
+            body = json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            raise BadRequestError("body is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise BadRequestError("body must be a JSON object")
+    unknown = sorted(set(body) - set(schema))
+    if unknown:
+        raise BadRequestError(f"unknown field {unknown[0]!r:.60}")
+    out: dict[str, Any] = {}
+    for name, field in schema.items():
+        value = body.get(name)
+        if value is None:
+            if field.required:
+                raise BadRequestError(f"missing field {name!r}")
+            out[name] = None
+        else:
+            out[name] = field.check(value)
+    return out
+
+
+def request_body(**fields: object) -> dict[str, object]:
+    """A request body with absent (None) fields left out and bytes as base64."""
+    out: dict[str, object] = {}
+    for name, value in fields.items():
+        if isinstance(value, bytes):
+            out[name] = base64.b64encode(value).decode("ascii")
+        elif value is not None:
+            out[name] = value
+    return out
+
+
+# ---------------------------------------------------------------- status and records
+
+
+def encode_status(status: GroupStatus) -> dict[str, Any]:
+    """The JSON body of a status answer."""
+    return dataclasses.asdict(status) | {"history": [dataclasses.asdict(h) for h in status.history]}
+
+
+def encode_record(record: EpochRecord) -> dict[str, Any]:
+    """The JSON body of an epoch record; Commit and Welcome as base64 (or null)."""
+    out = dataclasses.asdict(record)
+    for name in ("commit", "welcome"):
+        value = getattr(record, name)
+        out[name] = None if value is None else base64.b64encode(value).decode("ascii")
+    return out
+
+
+def _need(body: Mapping[str, object], name: str, kind: type | tuple[type, ...]) -> Any:
+    value = body.get(name)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ProtocolError(f"bad or missing field {name!r}")
+    return value
+
+
+def decode_status(body: object) -> GroupStatus:
+    """The GroupStatus a status answer carries."""
+    if not isinstance(body, dict) or not isinstance(body.get("exists"), bool):
+        raise ProtocolError("bad status body")
+    history = _need(body, "history", list)
+    entries = []
+    for item in history:
+        if not isinstance(item, dict):
+            raise ProtocolError("bad history entry")
+        entries.append(
+            HistoryEntry(
+                _need(item, "epoch", int),
+                _need(item, "commit_hash", str),
+                _need(item, "committer", str),
+            )
+        )
+    return GroupStatus(
+        body["exists"],
+        _need(body, "epoch", (int, type(None))),
+        _need(body, "holder", (str, type(None))),
+        tuple(entries),
+    )
+
+
+def decode_record(body: object) -> EpochRecord:
+    """The EpochRecord an epoch answer carries."""
+    if not isinstance(body, dict):
+        raise ProtocolError("bad epoch record body")
+    blobs: list[bytes | None] = []
+    for name in ("commit", "welcome"):
+        value = _need(body, name, (str, type(None)))
+        try:
+            blobs.append(None if value is None else _b64(value))
+        except BadRequestError as exc:
+            raise ProtocolError(f"bad base64 in {name!r}") from exc
+    return EpochRecord(
+        _need(body, "epoch", int),
+        _need(body, "commit_hash", str),
+        _need(body, "committer", str),
+        blobs[0],
+        blobs[1],
+    )

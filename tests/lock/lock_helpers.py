@@ -1,0 +1,99 @@
+"""Helpers of the lock-service tests: racing clients and checking what they saw."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from dataclasses import dataclass, field
+
+from moqmls.lock import (
+    Acquired,
+    Committed,
+    Create,
+    Created,
+    Fenced,
+    Join,
+    LockClient,
+    Locked,
+    Stale,
+)
+
+
+def commit_bytes(group: str, epoch: int, holder: str) -> bytes:
+    """A stand-in Commit: distinct per (group, epoch, holder), opaque to the service."""
+    return f"commit:{group}:{epoch}:{holder}".encode() * 3
+
+
+@dataclass
+class RaceLog:
+    """What racers saw: every Committed answer and every fenced completion."""
+
+    wins: list[tuple[int, str, str]] = field(default_factory=list)  # (epoch, holder, hash)
+    fenced: int = 0
+    locked: int = 0
+
+
+async def race_epochs(
+    clients: list[LockClient], group: str, epochs: int, ttl_ms: int = 2000
+) -> RaceLog:
+    """Each client races to commit epochs 0..epochs-1 of `group` (which must exist)."""
+    log = RaceLog()
+
+    async def racer(client: LockClient, holder: str) -> None:
+        epoch = 0
+        while epoch < epochs:
+            got = await client.lock(group, epoch, holder, ttl_ms=ttl_ms)
+            if isinstance(got, Stale):
+                epoch = got.epoch
+                await asyncio.sleep(random.uniform(0, 0.002))  # "processing" the commit
+            elif isinstance(got, Locked):
+                log.locked += 1
+                await asyncio.sleep(random.uniform(0.0005, 0.003))
+            else:
+                assert isinstance(got, Acquired)
+                commit = commit_bytes(group, epoch, holder)
+                done = await client.complete(got.token, commit=commit, welcome=b"w" + commit)
+                if isinstance(done, Committed):
+                    assert done.epoch == epoch + 1
+                    log.wins.append((epoch, holder, hashlib.sha256(commit).hexdigest()))
+                    epoch = done.epoch
+                    await asyncio.sleep(random.uniform(0, 0.002))
+                else:
+                    assert isinstance(done, Fenced)
+                    log.fenced += 1
+
+    async with asyncio.TaskGroup() as tasks:  # one failing racer stops them all
+        for i, c in enumerate(clients):
+            tasks.create_task(racer(c, f"member-{i}"))
+    return log
+
+
+async def create_group(client: LockClient, group: str, holder: str = "founder") -> None:
+    """Create `group` at epoch 0 through the service."""
+    got = await client.create_or_join(group, holder)
+    assert isinstance(got, Create)
+    assert await client.complete(got.token) == Created(0)
+
+
+async def race_create(clients: list[LockClient], group: str) -> list[object]:
+    """Every client calls create_or_join at once; the creator completes. All answers."""
+
+    async def one(client: LockClient, holder: str) -> object:
+        got = await client.create_or_join(group, holder)
+        if isinstance(got, Create):
+            assert await client.complete(got.token) == Created(0)
+        return got
+
+    async with asyncio.TaskGroup() as tasks:
+        running = [tasks.create_task(one(c, f"joiner-{i}")) for i, c in enumerate(clients)]
+    return [t.result() for t in running]
+
+
+def assert_create_race(answers: list[object]) -> None:
+    """Exactly one Create; every other answer is Join(0) or Locked."""
+    creates = [a for a in answers if isinstance(a, Create)]
+    assert len(creates) == 1
+    others = [a for a in answers if not isinstance(a, Create)]
+    assert all(isinstance(a, Join | Locked) for a in others)
+    assert all(a.epoch == 0 for a in others if isinstance(a, Join))
