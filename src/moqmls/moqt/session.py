@@ -10,6 +10,7 @@ unidirectional SUBGROUP / FETCH data streams (§10.4).
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ from moqmls.moqt.objects import (
 )
 from moqmls.moqt.profile import Profile
 from moqmls.moqt.varint import decode_vi64
+
+log = logging.getLogger(__name__)
 
 MAX_CONTROL_BUFFER = 1 << 18
 MAX_PENDING_OBJECTS = 4096
@@ -144,6 +147,7 @@ class Request:
     # subgroup streams we publish: (group, subgroup) -> [stream_id, header, last object id]
     out_streams: dict[tuple[int, int], list[Any]] = field(default_factory=dict)
     fetch_stream: int | None = None
+    fetch_done: bool = False
     fetch_previous: ObjectData | None = None
 
 
@@ -246,6 +250,7 @@ class MoQTSession:
         except MoQTError as exc:
             self.close(exc.code, str(exc) or type(exc).__name__)
         except Exception as exc:  # a bug must end this session only, never the process
+            log.exception("internal error in MoQT session")
             self.close(self.profile.session_errors["INTERNAL_ERROR"], f"internal: {exc!r}")
 
     def stream_reset(self, stream_id: int, code: int) -> None:
@@ -707,16 +712,22 @@ class MoQTSession:
 
     def _receive_data(self, stream_id: int, state: _UniIn, data: bytes, end: bool) -> None:
         assert state.parser is not None
-        for item in state.parser.feed(data):
+        parser = state.parser
+        for item in parser.feed(data):
+            if state.ignore:
+                break
             self._data_item(stream_id, state, item)
         if end:
-            state.parser.finish()
+            if not state.ignore:
+                parser.finish()
             self._uni.pop(stream_id, None)
-            if state.request_id is not None and isinstance(state.parser.header, FetchHeader):
+            if state.request_id is not None and isinstance(parser.header, FetchHeader):
                 self._events.append(ev.FetchFinished(state.request_id))
                 req = self._requests.get(state.request_id)
-                if req is not None and req.answered:
-                    self._forget(req)
+                if req is not None:
+                    req.fetch_done = True
+                    if req.closed:
+                        self._forget(req)
 
     def _data_item(self, stream_id: int, state: _UniIn, item: Any) -> None:
         if isinstance(item, SubgroupHeader):
@@ -726,7 +737,6 @@ class MoQTSession:
             req = self._requests.get(item.request_id)
             if req is None or not req.local or req.kind is not m.Fetch:
                 state.ignore = True  # a late stream for a cancelled fetch
-                state.parser = None
                 return
             state.request_id = item.request_id
             return
@@ -802,6 +812,12 @@ class MoQTSession:
         if end and rid in self._requests:
             if req.buffer:
                 raise ProtocolViolation("request stream ended inside a message")
+            if req.local and req.kind is m.Fetch and req.answered:
+                # FETCH_OK then FIN: the data stream may still be arriving (§9.14)
+                req.closed = True
+                if req.fetch_done:
+                    self._forget(req)
+                return
             self._request_gone(rid, None)
 
     def _receive_new_request(self, stream_id: int, data: bytes, end: bool) -> None:
@@ -1039,3 +1055,18 @@ def namespace_matches(prefix: Namespace, namespace: Namespace) -> bool:
 def requests_of(events: Iterable[ev.Event]) -> list[ev.Event]:
     """The request events among `events` (a helper for tests and tools)."""
     return [e for e in events if hasattr(e, "request_id")]
+
+
+def in_fetch_range(loc: Location, start: Location, end: Location) -> bool:
+    """Whether `loc` is in a FETCH range (§9.14.1): End is last + 1; Object 0 = whole group."""
+    if loc < start:
+        return False
+    return loc.group <= end.group if end.object == 0 else loc < end
+
+
+def clip_fetch_end(end: Location, largest: Location) -> Location:
+    """FETCH_OK End Location (§9.15): the request's, or {Largest.Group, Largest.Object+1}."""
+    past_largest = Location(largest.group, largest.object + 1)
+    if end.object == 0:
+        return past_largest if largest.group < end.group else end
+    return past_largest if past_largest < end else end

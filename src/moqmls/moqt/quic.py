@@ -1,0 +1,300 @@
+"""The asyncio adapter: MoQT sessions over raw QUIC on aioquic
+(draft-ietf-moq-transport-18 §3.1.3 Native QUIC, §3.1 ALPN `moqt-18`).
+
+`MoQTProtocol` is an aioquic `QuicConnectionProtocol` that feeds QUIC events into a
+sans-I/O `MoQTSession` (profile chosen by the negotiated ALPN), executes its commands and
+hands its events to a callback. QUIC DATAGRAM support is negotiated as §3.1 requires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import ipaddress
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+from aioquic.asyncio.client import connect
+from aioquic.asyncio.protocol import QuicConnectionProtocol
+from aioquic.asyncio.server import QuicServer, serve
+from aioquic.quic import events as qe
+from aioquic.quic.configuration import QuicConfiguration
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from moqmls.moqt import events as ev
+from moqmls.moqt.codec import Properties
+from moqmls.moqt.errors import MoQTError
+from moqmls.moqt.profile import PROFILES, profile_for_alpn
+from moqmls.moqt.session import (
+    CloseConnection,
+    MoQTSession,
+    StopSending,
+    StreamReset,
+    StreamWrite,
+)
+
+DEFAULT_ALPNS: tuple[str, ...] = tuple(PROFILES)
+EventHandler = Callable[["MoQTProtocol", ev.Event], None]
+MAX_DATAGRAM_FRAME = 65536
+IMPLEMENTATION = b"moqmls 0.1"
+
+
+def quic_configuration(
+    is_client: bool,
+    alpns: tuple[str, ...] = DEFAULT_ALPNS,
+    idle_timeout: float = 30.0,
+) -> QuicConfiguration:
+    """A QUIC configuration for MoQT: ALPNs, datagrams on, roomy flow control."""
+    return QuicConfiguration(
+        is_client=is_client,
+        alpn_protocols=list(alpns),
+        max_datagram_frame_size=MAX_DATAGRAM_FRAME,
+        idle_timeout=idle_timeout,
+        max_data=1 << 24,
+        max_stream_data=1 << 22,
+    )
+
+
+def self_signed_certificate(
+    host: str = "localhost",
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A fresh self-signed P-256 certificate for `host`, localhost and 127.0.0.1."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.UTC)
+    alt: list[x509.GeneralName] = [x509.DNSName(host), x509.DNSName("localhost")]
+    alt.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def certificate_pem(cert: x509.Certificate) -> bytes:
+    """PEM encoding of a certificate (for clients that trust it)."""
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+class MoQTProtocol(QuicConnectionProtocol):
+    """One QUIC connection carrying one MoQT session."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.session: MoQTSession | None = None
+        self.handler: EventHandler | None = None
+        self.setup_options: Properties = ((0x07, IMPLEMENTATION),)
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.terminated: asyncio.Future[tuple[int, str]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._early: list[qe.QuicEvent] = []
+        self._flush_scheduled = False
+        self._in_flush = False
+        self.context: Any = None
+
+    # --- aioquic callbacks ---------------------------------------------------------------
+
+    def quic_event_received(self, event: qe.QuicEvent) -> None:
+        if isinstance(event, qe.HandshakeCompleted):
+            self._start(event.alpn_protocol)
+            return
+        if isinstance(event, qe.ConnectionTerminated):
+            if self.session is not None:
+                self.session.connection_lost(event.error_code, event.reason_phrase)
+                self.flush()
+            if not self.terminated.done():
+                self.terminated.set_result((event.error_code, event.reason_phrase))
+            if not self.ready.done():
+                self.ready.set_exception(
+                    MoQTError(f"connection closed: {event.reason_phrase}", event.error_code)
+                )
+            return
+        if self.session is None:
+            self._early.append(event)
+            return
+        self._feed(event)
+        self.schedule_flush()
+
+    def _start(self, alpn: str | None) -> None:
+        try:
+            profile = profile_for_alpn(alpn)
+        except MoQTError as exc:
+            self._quic.close(error_code=exc.code, reason_phrase=str(exc))
+            self.transmit()
+            return
+        self.session = MoQTSession(profile, is_client=self._quic.configuration.is_client)
+        self.session.initiate(self.setup_options)
+        for early in self._early:
+            self._feed(early)
+        self._early.clear()
+        self.flush()
+
+    def _feed(self, event: qe.QuicEvent) -> None:
+        session = self.session
+        assert session is not None
+        if isinstance(event, qe.StreamDataReceived):
+            session.receive_stream_data(event.stream_id, event.data, event.end_stream)
+        elif isinstance(event, qe.StreamReset):
+            session.stream_reset(event.stream_id, event.error_code)
+        elif isinstance(event, qe.StopSendingReceived):
+            session.stop_sending_received(event.stream_id, event.error_code)
+
+    # --- output ---------------------------------------------------------------------------
+
+    def schedule_flush(self) -> None:
+        """Flush soon, coalescing many session calls into one transmit."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Execute pending session commands, dispatch events, transmit."""
+        self._flush_scheduled = False
+        session = self.session
+        if session is None or self._in_flush:
+            return
+        self._in_flush = True
+        try:
+            for _ in range(1000):
+                commands = session.commands()
+                for command in commands:
+                    self._execute(command)
+                events = session.events()
+                for event in events:
+                    self._dispatch(event)
+                if not commands and not events:
+                    break
+        finally:
+            self._in_flush = False
+        self.transmit()
+
+    def _execute(self, command: Any) -> None:
+        quic = self._quic
+        try:
+            if isinstance(command, StreamWrite):
+                quic.send_stream_data(command.stream_id, command.data, command.end_stream)
+            elif isinstance(command, StreamReset):
+                quic.reset_stream(command.stream_id, command.code)
+            elif isinstance(command, StopSending):
+                quic.stop_stream(command.stream_id, command.code)
+            elif isinstance(command, CloseConnection):
+                quic.close(error_code=command.code, reason_phrase=command.reason)
+        except (ValueError, AssertionError):
+            pass  # the stream already ended on the QUIC side; nothing left to do
+
+    def _dispatch(self, event: ev.Event) -> None:
+        if isinstance(event, ev.SessionReady) and not self.ready.done():
+            self.ready.set_result(None)
+        if isinstance(event, ev.SessionTerminated):
+            if not self.ready.done():
+                self.ready.set_exception(MoQTError(event.reason, event.code))
+            if not self.terminated.done():
+                self.terminated.set_result((event.code, event.reason))
+        if self.handler is not None:
+            try:
+                self.handler(self, event)
+            except Exception as exc:  # an application bug must not kill the event loop
+                if self.session is not None:
+                    self.session.close(0x1, f"handler failed: {exc!r}")
+
+    def close_session(self, code: int = 0, reason: str = "") -> None:
+        """Close the MoQT session and its QUIC connection."""
+        if self.session is not None:
+            self.session.close(code, reason)
+            self.flush()
+        else:
+            self._quic.close(error_code=code, reason_phrase=reason)
+            self.transmit()
+
+
+async def open_connection(
+    host: str,
+    port: int,
+    *,
+    verify: bool | str | bytes = True,
+    alpns: tuple[str, ...] = DEFAULT_ALPNS,
+    setup_options: Properties = (),
+    handler: EventHandler | None = None,
+    timeout: float = 10.0,
+) -> tuple[MoQTProtocol, contextlib.AsyncExitStack]:
+    """Dial a MoQT server over raw QUIC; returns the protocol once SETUP is exchanged.
+
+    `verify` is True (system trust), False (no verification), a CA file path (str) or
+    PEM bytes of a certificate to trust.
+    """
+    config = quic_configuration(True, alpns)
+    if verify is False:
+        config.verify_mode = ssl.CERT_NONE
+    elif isinstance(verify, str):
+        config.load_verify_locations(cafile=verify)
+    elif isinstance(verify, bytes):
+        config.load_verify_locations(cadata=verify)
+    config.server_name = host if not _is_ip(host) else "localhost"
+    stack = contextlib.AsyncExitStack()
+
+    def create(*args: Any, **kwargs: Any) -> MoQTProtocol:
+        proto = MoQTProtocol(*args, **kwargs)
+        proto.handler = handler
+        proto.setup_options = ((0x07, IMPLEMENTATION), *setup_options)
+        return proto
+
+    try:
+        async with asyncio.timeout(timeout):
+            proto = await stack.enter_async_context(
+                connect(host, port, configuration=config, create_protocol=create)
+            )
+            assert isinstance(proto, MoQTProtocol)
+            await proto.ready
+    except BaseException:
+        await stack.aclose()
+        raise
+    return proto, stack
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+async def start_server(
+    host: str,
+    port: int,
+    *,
+    certificate: x509.Certificate,
+    private_key: Any,
+    on_connection: Callable[[MoQTProtocol], None],
+    alpns: tuple[str, ...] = DEFAULT_ALPNS,
+    idle_timeout: float = 30.0,
+) -> tuple[QuicServer, int]:
+    """Listen for MoQT sessions; `on_connection` sees each new protocol. Returns the port."""
+    config = quic_configuration(False, alpns, idle_timeout)
+    config.certificate = certificate
+    config.private_key = private_key
+
+    def create(*args: Any, **kwargs: Any) -> MoQTProtocol:
+        proto = MoQTProtocol(*args, **kwargs)
+        on_connection(proto)
+        return proto
+
+    server = await serve(host, port, configuration=config, create_protocol=create)
+    transport = server._transport
+    assert transport is not None
+    bound = transport.get_extra_info("sockname")[1]
+    return server, int(bound)
