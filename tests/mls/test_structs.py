@@ -18,6 +18,7 @@ from moqmls.mls.errors import (
     InvalidEnumError,
     InvalidOptionalError,
     InvalidPaddingError,
+    InvalidVarintError,
     MLSError,
     TrailingDataError,
     TruncatedError,
@@ -228,6 +229,20 @@ def test_truncated_and_trailing() -> None:
         Proposal.decode(raw + b"\x00")
     with pytest.raises(TruncatedError):
         GroupSecrets.decode(h("40"))  # two-byte varint cut short
+
+
+def test_element_may_not_overrun_its_vector() -> None:
+    # versions<V> announces 1 byte but a uint16 needs 2; the bytes after it must not be borrowed
+    with pytest.raises(TruncatedError):
+        Capabilities.decode(h("01 0001 00 00 00 00"))
+    # a vector longer than what is left of the input
+    with pytest.raises(TruncatedError):
+        Capabilities.decode(h("4040 0001"))
+
+
+def test_non_minimal_length_is_rejected() -> None:
+    with pytest.raises(InvalidVarintError):
+        Extension.decode(h("0001 4001 00"))
 
 
 # ----------------------------------------------------------------- PrivateMessageContent

@@ -205,7 +205,7 @@ class Lifetime(Struct):
 
 @dataclass(frozen=True)
 class Extension(Struct):
-    """§13: an extension's type and its opaque data (unknown types round-trip)."""
+    """§7.2, §13.4: an extension's type and its opaque data (unknown types round-trip)."""
 
     extension_type: int = wire(UINT16)
     extension_data: bytes = wire(OPAQUE)
@@ -501,35 +501,35 @@ class PSKLabel(Struct):
 
 @dataclass(frozen=True)
 class Add(Struct):
-    """§12.1.1."""
+    """§12.1.1: add the client of a KeyPackage."""
 
     key_package: KeyPackage = wire(StructWire(KeyPackage))
 
 
 @dataclass(frozen=True)
 class Update(Struct):
-    """§12.1.2."""
+    """§12.1.2: replace the sender's own leaf."""
 
     leaf_node: LeafNode = wire(StructWire(LeafNode))
 
 
 @dataclass(frozen=True)
 class Remove(Struct):
-    """§12.1.3."""
+    """§12.1.3: remove the member at a leaf index."""
 
     removed: int = wire(UINT32)
 
 
 @dataclass(frozen=True)
 class PreSharedKey(Struct):
-    """§12.1.4."""
+    """§12.1.4: inject a pre-shared key into the next epoch."""
 
     psk: PreSharedKeyID = wire(StructWire(PreSharedKeyID))
 
 
 @dataclass(frozen=True)
 class ReInit(Struct):
-    """§12.1.5."""
+    """§12.1.5: close the group to reinitialize it with new parameters."""
 
     group_id: bytes = wire(OPAQUE)
     version: ProtocolVersion = wire(PROTOCOL_VERSION)
@@ -539,14 +539,14 @@ class ReInit(Struct):
 
 @dataclass(frozen=True)
 class ExternalInit(Struct):
-    """§12.1.6."""
+    """§12.1.6: the KEM output of an external commit's init secret."""
 
     kem_output: bytes = wire(OPAQUE)
 
 
 @dataclass(frozen=True)
 class GroupContextExtensions(Struct):
-    """§12.1.7."""
+    """§12.1.7: replace the group context extensions."""
 
     extensions: tuple[Extension, ...] = wire(EXTENSIONS)
 
@@ -970,14 +970,14 @@ class GroupInfo(Struct):
 
 @dataclass(frozen=True)
 class PathSecret(Struct):
-    """§12.4.3: the path secret of the lowest common ancestor with the committer."""
+    """§12.4.3.1: the path secret of the lowest common ancestor with the committer."""
 
     path_secret: bytes = wire(OPAQUE)
 
 
 @dataclass(frozen=True)
 class GroupSecrets(Struct):
-    """§12.4.3: what a Welcome encrypts to each new member."""
+    """§12.4.3.1: what a Welcome encrypts to each new member."""
 
     joiner_secret: bytes = wire(OPAQUE)
     path_secret: PathSecret | None = wire(Optional(StructWire(PathSecret)))
@@ -986,7 +986,7 @@ class GroupSecrets(Struct):
 
 @dataclass(frozen=True)
 class EncryptedGroupSecrets(Struct):
-    """§12.4.3: GroupSecrets encrypted to one new member's KeyPackage init key."""
+    """§12.4.3.1: GroupSecrets encrypted to one new member's KeyPackage init key."""
 
     new_member: bytes = wire(OPAQUE)
     encrypted_group_secrets: HPKECiphertext = wire(StructWire(HPKECiphertext))
@@ -994,7 +994,7 @@ class EncryptedGroupSecrets(Struct):
 
 @dataclass(frozen=True)
 class Welcome(Struct):
-    """§12.4.3: the message that brings new members into a group."""
+    """§12.4.3.1: the message that brings new members into a group."""
 
     cipher_suite: int = wire(UINT16)
     secrets: tuple[EncryptedGroupSecrets, ...] = wire(Vector(StructWire(EncryptedGroupSecrets)))
