@@ -154,7 +154,7 @@ class KeyRing:
         self, namespace: Sequence[bytes], track_name: bytes, obj: PlainObject
     ) -> SecureObject:
         """Protect ``obj`` with the current key of ``namespace`` (§3.8)."""
-        ns = _namespace(namespace)
+        ns = namespace if type(namespace) is tuple else _namespace(namespace)
         key_id = self._current.get(ns)
         if key_id is None:
             raise NoCurrentKeyError(f"no current key for namespace {ns!r}")
@@ -168,7 +168,7 @@ class KeyRing:
         self, namespace: Sequence[bytes], track_name: bytes, obj: ObjectFields, now: float
     ) -> PlainObject:
         """Unprotect ``obj`` with the key its Key ID property names (§3.9)."""
-        ns = _namespace(namespace)
+        ns = namespace if type(namespace) is tuple else _namespace(namespace)
         key_id = find_key_id(obj.immutable_properties)
         entries = self._keys.get(ns)
         entry = entries.get(key_id) if entries else None
