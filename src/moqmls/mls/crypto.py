@@ -2,8 +2,9 @@
 
 Hash, HMAC and HKDF (RFC 5869) run on the standard library's OpenSSL-backed `hashlib`/`hmac`
 (the per-call cost matters in the secret tree); AEAD, ECDH/X25519/X448 and signatures are
-`cryptography`'s. HPKE base mode is `cryptography.hazmat.primitives.hpke` except for
-DHKEM(X448) and DeriveKeyPair, which `moqmls.mls.hpke_x448` provides. Keys travel as raw bytes
+`cryptography`'s. HPKE seal/open is `cryptography.hazmat.primitives.hpke` (the fastest
+path); DHKEM(X448), DeriveKeyPair and the HPKE secret export come from `moqmls.mls.hpke_x448`,
+one generic RFC 9180 implementation on `cryptography`'s primitives. Keys travel as raw bytes
 (RFC 9180 §7.1.1 serialisation; signature keys as the RFC 9420 vectors encode them: EdDSA raw,
 ECDSA private scalar / uncompressed point) and are turned into key objects through caches.
 ECDSA signatures are DER-encoded (RFC 9420 §5.1.2), EdDSA raw.
@@ -18,8 +19,8 @@ from functools import cache, lru_cache
 from typing import Final
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hashes, hpke, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, x448, x25519
+from cryptography.hazmat.primitives import hashes, hpke
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, x448
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from moqmls.mls.codec import encode_varint
@@ -34,32 +35,21 @@ from moqmls.mls.hpke_x448 import (
     KEM_P521,
     KEM_X448,
     KEM_X25519,
+    KEMS,
     AeadCipher,
+    DhKem,
+    DhPrivate,
+    DhPublic,
+    Hpke,
     Kdf,
-    X448Hpke,
-    derive_candidate_scalars,
+    private_bytes,
+    public_bytes,
 )
 
 MLS_LABEL_PREFIX: Final = b"MLS 1.0 "
 
-_CURVES: Final[dict[str, ec.EllipticCurve]] = {
-    "p256": ec.SECP256R1(),
-    "p384": ec.SECP384R1(),
-    "p521": ec.SECP521R1(),
-}
-_CURVE_ORDERS: Final = {
-    "p256": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
-    "p384": int(
-        "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf"
-        "581a0db248b0a77aecec196accc52973",
-        16,
-    ),
-    "p521": int(
-        "01ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
-        "fa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409",
-        16,
-    ),
-}
+# ECDSA keys use the same curves (and key encodings) as the DHKEM of the suite.
+_EC_KEMS: Final = {"p256": KEM_P256, "p384": KEM_P384, "p521": KEM_P521}
 _SCALAR_LEN: Final = {"p256": 32, "p384": 48, "p521": 66}
 _ECDSA_HASH: Final[dict[str, type[hashes.HashAlgorithm]]] = {
     "p256": hashes.SHA256,
@@ -73,24 +63,6 @@ def _opaque(data: bytes) -> bytes:
     return encode_varint(len(data)) + data
 
 
-@dataclass(frozen=True)
-class _KemSpec:
-    """A DHKEM of RFC 9180 §7.1: the group, its id, sizes and KDF hash."""
-
-    kem_id: int
-    group: str  # "x25519", "x448", "p256", "p384", "p521"
-    n_sk: int
-    n_pk: int
-    hash_name: str
-
-
-_KEMS: Final = {
-    KEM_X25519: _KemSpec(KEM_X25519, "x25519", 32, 32, "sha256"),
-    KEM_X448: _KemSpec(KEM_X448, "x448", 56, 56, "sha512"),
-    KEM_P256: _KemSpec(KEM_P256, "p256", 32, 65, "sha256"),
-    KEM_P384: _KemSpec(KEM_P384, "p384", 48, 97, "sha384"),
-    KEM_P521: _KemSpec(KEM_P521, "p521", 66, 133, "sha512"),
-}
 _LIB_KEMS: Final = {
     KEM_X25519: hpke.KEM.X25519,
     KEM_P256: hpke.KEM.P256,
@@ -108,81 +80,42 @@ _LIB_KDFS: Final = {
 
 
 @lru_cache(maxsize=4096)
-def _kem_private(
-    group: str, raw: bytes
-) -> x25519.X25519PrivateKey | x448.X448PrivateKey | (ec.EllipticCurvePrivateKey):
-    """SerializePrivateKey's inverse (RFC 9180 §7.1.2)."""
-    try:
-        if group == "x25519":
-            return x25519.X25519PrivateKey.from_private_bytes(raw)
-        if group == "x448":
-            return x448.X448PrivateKey.from_private_bytes(raw)
-        return _ec_private(group, raw)
-    except ValueError as exc:
-        raise InvalidKeyError(f"invalid {group} private key: {exc}") from exc
+def _kem_private(kem_id: int, raw: bytes) -> DhPrivate:
+    return KEMS[kem_id].load_private(raw)
 
 
 @lru_cache(maxsize=4096)
-def _kem_public(
-    group: str, raw: bytes
-) -> x25519.X25519PublicKey | x448.X448PublicKey | (ec.EllipticCurvePublicKey):
-    """DeserializePublicKey (RFC 9180 §7.1.1)."""
-    try:
-        if group == "x25519":
-            return x25519.X25519PublicKey.from_public_bytes(raw)
-        if group == "x448":
-            return x448.X448PublicKey.from_public_bytes(raw)
-        return _ec_public(group, raw)
-    except ValueError as exc:
-        raise InvalidKeyError(f"invalid {group} public key: {exc}") from exc
+def _kem_public(kem_id: int, raw: bytes) -> DhPublic:
+    return KEMS[kem_id].load_public(raw)
 
 
-def _ec_private(group: str, raw: bytes) -> ec.EllipticCurvePrivateKey:
-    if len(raw) != _SCALAR_LEN[group]:
-        raise InvalidKeyError(f"{group} private key of {len(raw)} bytes")
-    return ec.derive_private_key(int.from_bytes(raw, "big"), _CURVES[group])
+def _ec_private(scheme: str, raw: bytes) -> ec.EllipticCurvePrivateKey:
+    key = KEMS[_EC_KEMS[scheme]].load_private(raw)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return key
 
 
-def _ec_public(group: str, raw: bytes) -> ec.EllipticCurvePublicKey:
-    if not raw or raw[0] != 0x04:
-        raise InvalidKeyError(f"{group} public key is not an uncompressed point")
-    return ec.EllipticCurvePublicKey.from_encoded_point(_CURVES[group], raw)
-
-
-def _public_bytes(key: object) -> bytes:
-    """SerializePublicKey (RFC 9180 §7.1.1): raw for X/Ed curves, uncompressed for NIST."""
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return key.public_bytes(
-            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-        )
-    if isinstance(
-        key,
-        x25519.X25519PublicKey
-        | x448.X448PublicKey
-        | ed25519.Ed25519PublicKey
-        | ed448.Ed448PublicKey,
-    ):
-        return key.public_bytes_raw()
-    raise TypeError(f"not a public key: {type(key).__name__}")
-
-
-def _private_bytes(key: object, n_sk: int) -> bytes:
-    """SerializePrivateKey (RFC 9180 §7.1.2): raw, or the big-endian scalar of Nsk bytes."""
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        return key.private_numbers().private_value.to_bytes(n_sk, "big")
-    if isinstance(
-        key,
-        x25519.X25519PrivateKey
-        | x448.X448PrivateKey
-        | ed25519.Ed25519PrivateKey
-        | ed448.Ed448PrivateKey,
-    ):
-        return key.private_bytes_raw()
-    raise TypeError(f"not a private key: {type(key).__name__}")
+def _ec_public(scheme: str, raw: bytes) -> ec.EllipticCurvePublicKey:
+    key = KEMS[_EC_KEMS[scheme]].load_public(raw)
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    return key
 
 
 SigPrivate = ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey | ec.EllipticCurvePrivateKey
 SigPublic = ed25519.Ed25519PublicKey | ed448.Ed448PublicKey | ec.EllipticCurvePublicKey
+
+
+def _sig_public_bytes(key: SigPublic) -> bytes:
+    """Signature public keys as the RFC 9420 vectors carry them: raw EdDSA, uncompressed EC."""
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return public_bytes(key)
+    return key.public_bytes_raw()
+
+
+def _sig_private_bytes(key: SigPrivate, scheme: str) -> bytes:
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return private_bytes(key, _SCALAR_LEN[scheme])
+    return key.private_bytes_raw()
 
 
 @lru_cache(maxsize=4096)
@@ -223,7 +156,7 @@ class CipherSuite:
     aead_nonce_len: int
     hash_name: str
     aead_name: str  # "aesgcm" | "chacha20poly1305"
-    kem: _KemSpec
+    kem: DhKem
     signature_scheme: str  # "ed25519" | "ed448" | "p256" | "p384" | "p521"
 
     # -- hash, MAC, KDF (RFC 9420 §5.1, §8) --
@@ -324,13 +257,12 @@ class CipherSuite:
         elif scheme == "ed448":
             key = ed448.Ed448PrivateKey.generate()
         else:
-            key = ec.generate_private_key(_CURVES[scheme])
-        priv = _private_bytes(key, _SCALAR_LEN.get(scheme, 0))
-        return priv, _public_bytes(key.public_key())
+            key = ec.generate_private_key(KEMS[_EC_KEMS[scheme]].curve)
+        return _sig_private_bytes(key, scheme), _sig_public_bytes(key.public_key())
 
     def signature_public_key(self, sig_priv: bytes) -> bytes:
         """The public key belonging to a signature private key."""
-        return _public_bytes(_sig_private(self.signature_scheme, sig_priv).public_key())
+        return _sig_public_bytes(_sig_private(self.signature_scheme, sig_priv).public_key())
 
     # -- HPKE (RFC 9420 §5.1.3, RFC 9180) --
 
@@ -339,10 +271,11 @@ class CipherSuite:
     ) -> tuple[bytes, bytes]:
         """EncryptWithLabel (RFC 9420 §5.1.3): (kem_output, ciphertext)."""
         info = _opaque(MLS_LABEL_PREFIX + label) + _opaque(context)
-        public_key = _kem_public(self.kem.group, enc_pub)
-        if isinstance(public_key, x448.X448PublicKey):
-            return self._x448_hpke.seal(public_key, info, b"", plaintext)
-        sealed = self._lib_hpke.encrypt(plaintext, public_key, info)
+        public_key = _kem_public(self.kem.kem_id, enc_pub)
+        lib = self._lib_hpke
+        if lib is None or isinstance(public_key, x448.X448PublicKey):
+            return self._hpke.seal(public_key, enc_pub, info, b"", plaintext)
+        sealed = lib.encrypt(plaintext, public_key, info)
         return sealed[: self.kem.n_pk], sealed[self.kem.n_pk :]
 
     def decrypt_with_label(
@@ -350,61 +283,74 @@ class CipherSuite:
     ) -> bytes:
         """DecryptWithLabel (RFC 9420 §5.1.3); any failure raises `DecryptionError`."""
         info = _opaque(MLS_LABEL_PREFIX + label) + _opaque(context)
-        private_key = _kem_private(self.kem.group, enc_priv)
-        if isinstance(private_key, x448.X448PrivateKey):
-            return self._x448_hpke.open(private_key, kem_output, info, b"", ciphertext)
+        private_key = _kem_private(self.kem.kem_id, enc_priv)
+        lib = self._lib_hpke
+        if lib is None or isinstance(private_key, x448.X448PrivateKey):
+            pk_r = self.hpke_public_key(enc_priv)
+            return self._hpke.open(private_key, pk_r, kem_output, info, b"", ciphertext)
         if len(kem_output) != self.kem.n_pk:
             raise DecryptionError(f"kem_output of {len(kem_output)} bytes, need {self.kem.n_pk}")
         try:
-            return self._lib_hpke.decrypt(kem_output + ciphertext, private_key, info)
+            return lib.decrypt(kem_output + ciphertext, private_key, info)
         except (InvalidTag, ValueError) as exc:
             raise DecryptionError(f"HPKE open failed: {exc or 'authentication'}") from None
 
+    def hpke_send_export(
+        self, enc_pub: bytes, info: bytes, exporter_context: bytes, length: int
+    ) -> tuple[bytes, bytes]:
+        """SendExport (RFC 9180 §6.2): (kem_output, secret); for external init (§8.3)."""
+        public_key = _kem_public(self.kem.kem_id, enc_pub)
+        return self._hpke.send_export(public_key, enc_pub, info, exporter_context, length)
+
+    def hpke_receive_export(
+        self, enc_priv: bytes, kem_output: bytes, info: bytes, exporter_context: bytes, length: int
+    ) -> bytes:
+        """ReceiveExport (RFC 9180 §6.2); a malformed kem_output raises `DecryptionError`."""
+        private_key = _kem_private(self.kem.kem_id, enc_priv)
+        pk_r = self.hpke_public_key(enc_priv)
+        return self._hpke.receive_export(
+            private_key, pk_r, kem_output, info, exporter_context, length
+        )
+
     def derive_key_pair(self, ikm: bytes) -> tuple[bytes, bytes]:
         """DeriveKeyPair (RFC 9180 §7.1.3): (private, public) HPKE keys from a secret."""
-        spec = self.kem
-        candidates = derive_candidate_scalars(spec.kem_id, Kdf(spec.hash_name), ikm, spec.n_sk)
-        if spec.group in ("x25519", "x448"):
-            priv = candidates()
-        else:
-            order = _CURVE_ORDERS[spec.group]
-            mask = 0x01 if spec.group == "p521" else 0xFF
-            scalar = 0
-            while scalar == 0 or scalar >= order:
-                candidate = candidates()
-                priv = bytes((candidate[0] & mask,)) + candidate[1:]
-                scalar = int.from_bytes(priv, "big")
-        return priv, self.hpke_public_key(priv)
+        return _derive_key_pair(self.kem.kem_id, ikm)
 
     def generate_key_pair(self) -> tuple[bytes, bytes]:
         """A fresh HPKE key pair (private, public), serialised per RFC 9180 §7.1."""
-        group = self.kem.group
-        key: x25519.X25519PrivateKey | x448.X448PrivateKey | ec.EllipticCurvePrivateKey
-        if group == "x25519":
-            key = x25519.X25519PrivateKey.generate()
-        elif group == "x448":
-            key = x448.X448PrivateKey.generate()
-        else:
-            key = ec.generate_private_key(_CURVES[group])
-        return _private_bytes(key, self.kem.n_sk), _public_bytes(key.public_key())
+        key = self.kem.generate()
+        return private_bytes(key, self.kem.n_sk), public_bytes(key.public_key())
 
     def hpke_public_key(self, enc_priv: bytes) -> bytes:
         """The HPKE public key belonging to a private key."""
-        return _public_bytes(_kem_private(self.kem.group, enc_priv).public_key())
+        return _hpke_public_key(self.kem.kem_id, enc_priv)
 
-    # -- derived helpers (cached per suite object) --
+    # -- derived helpers (cached per suite id) --
 
     @property
     def _kdf(self) -> Kdf:
         return _kdf_for(self.hash_name)
 
     @property
-    def _lib_hpke(self) -> hpke.Suite:
+    def _lib_hpke(self) -> hpke.Suite | None:
         return _lib_suite(self.suite_id)
 
     @property
-    def _x448_hpke(self) -> X448Hpke:
-        return _x448_suite(self.suite_id)
+    def _hpke(self) -> Hpke:
+        return _own_suite(self.suite_id)
+
+
+@lru_cache(maxsize=4096)
+def _hpke_public_key(kem_id: int, enc_priv: bytes) -> bytes:
+    return public_bytes(_kem_private(kem_id, enc_priv).public_key())
+
+
+@lru_cache(maxsize=1024)
+def _derive_key_pair(kem_id: int, ikm: bytes) -> tuple[bytes, bytes]:
+    """Cached: the same path secret is turned into a key pair by several callers."""
+    kem = KEMS[kem_id]
+    key = kem.derive_key_pair(ikm)
+    return private_bytes(key, kem.n_sk), public_bytes(key.public_key())
 
 
 @cache
@@ -421,18 +367,22 @@ _LIB_AEADS: Final = {
 
 
 @cache
-def _lib_suite(suite_id: int) -> hpke.Suite:
+def _lib_suite(suite_id: int) -> hpke.Suite | None:
+    """`cryptography`'s HPKE for the suite, or None when it lacks the KEM (X448)."""
     s = cipher_suite(suite_id)
+    lib_kem = _LIB_KEMS.get(s.kem.kem_id)
+    if lib_kem is None:
+        return None
     aead_id = _AEAD_IDS[(s.aead_name, s.aead_key_len)]
-    return hpke.Suite(_LIB_KEMS[s.kem.kem_id], _LIB_KDFS[s.hash_name], _LIB_AEADS[aead_id])
+    return hpke.Suite(lib_kem, _LIB_KDFS[s.hash_name], _LIB_AEADS[aead_id])
 
 
 @cache
-def _x448_suite(suite_id: int) -> X448Hpke:
+def _own_suite(suite_id: int) -> Hpke:
     s = cipher_suite(suite_id)
     aead_id = _AEAD_IDS[(s.aead_name, s.aead_key_len)]
     factory = AESGCM if s.aead_name == "aesgcm" else ChaCha20Poly1305
-    return X448Hpke(_kdf_for(s.hash_name), aead_id, s.aead_key_len, s.aead_nonce_len, factory)
+    return Hpke(s.kem, _kdf_for(s.hash_name), aead_id, s.aead_key_len, s.aead_nonce_len, factory)
 
 
 # RFC 9420 §17.1, the cipher suites registry: id, name, hash, AEAD, Nk, KEM, signature.
@@ -449,7 +399,7 @@ _REGISTRY: Final = (
     (7, "MLS_256_DHKEMP384_AES256GCM_SHA384_P384", "sha384", "aesgcm", 32, KEM_P384, "p384"),
 )  # fmt: skip
 _SUITES: Final = {
-    sid: CipherSuite(sid, name, hashlib.new(h).digest_size, nk, 12, h, aead, _KEMS[kem_id], sig)
+    sid: CipherSuite(sid, name, hashlib.new(h).digest_size, nk, 12, h, aead, KEMS[kem_id], sig)
     for sid, name, h, aead, nk, kem_id, sig in _REGISTRY
 }
 
