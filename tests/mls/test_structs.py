@@ -24,6 +24,7 @@ from moqmls.mls.errors import (
     TruncatedError,
 )
 from moqmls.mls.structs import (
+    GREASE_VALUES,
     Add,
     Capabilities,
     Commit,
@@ -368,3 +369,8 @@ def test_mutated_vectors_raise_only_mls_errors(
 def test_random_private_content_raises_only_decode_errors(data: bytes, ct: ContentType) -> None:
     with contextlib.suppress(DecodeError):
         PrivateMessageContent.decode(data, ct)
+
+
+def test_grease_values_are_the_rfc_list() -> None:
+    listed = "0A0A 1A1A 2A2A 3A3A 4A4A 5A5A 6A6A 7A7A 8A8A 9A9A AAAA BABA CACA DADA EAEA"
+    assert tuple(int(v, 16) for v in listed.split()) == GREASE_VALUES

@@ -85,6 +85,11 @@ class CredentialType(enum.IntEnum):
     X509 = 0x0002
 
 
+# §13.5: values reserved for GREASE in the cipher suite, extension, proposal and credential
+# type registries; senders sprinkle them into capabilities and extension lists.
+GREASE_VALUES: tuple[int, ...] = tuple(0x0A0A + 0x1010 * i for i in range(15))
+
+
 class WireFormat(enum.IntEnum):
     """§6: WireFormat (uint16)."""
 
