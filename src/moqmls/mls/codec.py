@@ -264,7 +264,8 @@ class Select(Wire[Any]):
             return self.cases[tag]
         except KeyError:
             error = InvalidEnumError if decoding else EncodeError
-            raise error(f"no case for {self.tag} = {tag!r}") from None
+            name = self.tag if isinstance(self.tag, str) else self.tag.__name__
+            raise error(f"no case for {name} = {tag!r}") from None
 
 
 Condition = Callable[[Mapping[str, Any]], bool]
