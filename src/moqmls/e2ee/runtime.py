@@ -193,14 +193,19 @@ class GroupMember:
                 await self._transport.close()
             self._transport = None
 
-    async def leave(self, timeout: float = 10.0) -> str:
-        """Leave the group (SelfRemove on the Proposal track), wait until removed, close."""
+    async def leave(self, timeout: float = 10.0, close: bool = True) -> str:
+        """Leave the group (SelfRemove on the Proposal track) and wait until removed.
+
+        With `close=False` the session stays up (still subscribed to media it can no longer
+        decrypt), which is how the demo shows that a departed member learns nothing.
+        """
         self.core.leave(self.clock())
         self._flush()
         with contextlib.suppress(TimeoutError):
             await self.wait_for(lambda: self.ended is not None, timeout)
         reason = self.ended or "left-timeout"
-        await self.close()
+        if close:
+            await self.close()
         return reason
 
     def remove(self, sender: str) -> None:
