@@ -157,10 +157,7 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error_response(TooManyRequestsError("too many requests in flight"))
     limit.count += 1
     try:
-        auth = request.app[_AUTH_KEY]
-        if isinstance(auth, AuthTable):
-            holders = auth.holders(request.headers.get("Authorization"))
-            request["may_act_as"] = _may_act_as(holders)
+        _may(request)  # every request, reads too, must authenticate
         return await handler(request)
     except LockError as exc:
         return _error_response(exc)
@@ -173,8 +170,11 @@ def _store(request: web.Request) -> Store:
 
 
 def _may(request: web.Request) -> MayActAs | None:
-    may: MayActAs | None = request.get("may_act_as")
-    return may
+    """Which holder ids the request may act as (None: no auth configured)."""
+    auth = request.app[_AUTH_KEY]
+    if not isinstance(auth, AuthTable):
+        return None
+    return _may_act_as(auth.holders(request.headers.get("Authorization")))
 
 
 def _path_epoch(request: web.Request) -> int:

@@ -1,0 +1,142 @@
+"""The HTTP service and client on loopback: leases, fencing, Retry-After, unknown outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator
+
+import aiohttp
+
+from moqmls.lock import (
+    Acquired,
+    Committed,
+    Fenced,
+    LockClient,
+    Locked,
+    UnavailableError,
+)
+from tests.lock.lock_helpers import create_group
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def test_silent_holder_loses_lease_and_late_complete_is_fenced(client: LockClient) -> None:
+    await create_group(client, "g")
+    silent = await client.lock("g", 0, "silent", ttl_ms=150)
+    assert isinstance(silent, Acquired)
+    other = await client.lock("g", 0, "other", ttl_ms=150)
+    assert isinstance(other, Locked) and other.holder == "silent"
+    assert 0 < other.retry_after_ms <= 150
+    await asyncio.sleep(0.2)
+    taken = await client.lock("g", 0, "other", ttl_ms=2000)
+    assert isinstance(taken, Acquired)
+    assert await client.complete(silent.token, commit=b"late") == Fenced()
+    assert await client.complete(taken.token, commit=b"ok") == Committed(1)
+    assert await client.complete(silent.token, commit=b"late") == Fenced()
+    assert (await client.epoch("g", 0)).commit == b"ok"  # type: ignore[union-attr]
+
+
+async def test_expired_lease_alone_is_fenced(client: LockClient) -> None:
+    await create_group(client, "g")
+    silent = await client.lock("g", 0, "silent", ttl_ms=50)
+    assert isinstance(silent, Acquired)
+    await asyncio.sleep(0.08)
+    assert await client.complete(silent.token, commit=b"late") == Fenced()
+    assert (await client.status("g")).epoch == 0
+
+
+async def test_locked_carries_retry_after_header(url: str, client: LockClient) -> None:
+    await create_group(client, "g")
+    assert isinstance(await client.lock("g", 0, "a", ttl_ms=2500), Acquired)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{url}/v1/groups/g/epochs/0/lock", json={"holder": "b"}) as response,
+    ):
+        body = await response.json()
+        assert response.status == 409
+        assert response.headers["Retry-After"] == "3"  # ceil(2.5 s)
+        assert body["result"] == "locked" and 0 < body["retry_after_ms"] <= 2500
+
+
+async def test_status_and_epoch_of_unknown(client: LockClient) -> None:
+    status = await client.status("nobody")
+    assert (status.exists, status.epoch, status.history) == (False, None, ())
+    assert await client.epoch("nobody", 0) is None
+    await create_group(client, "g")
+    assert await client.epoch("g", 0) is None
+
+
+async def test_release_frees_the_epoch(client: LockClient) -> None:
+    await create_group(client, "g")
+    first = await client.lock("g", 0, "a")
+    assert isinstance(first, Acquired)
+    await client.release(first.token)
+    await client.release(first.token)
+    assert isinstance(await client.lock("g", 0, "b"), Acquired)
+
+
+@contextlib.asynccontextmanager
+async def response_dropping_proxy(target: str, drops: int) -> AsyncIterator[str]:
+    """A TCP proxy that forwards the first `drops` requests but never returns their answers."""
+    host, port = target.removeprefix("http://").rsplit(":", 1)
+    remaining = [drops]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        drop = remaining[0] > 0
+        remaining[0] -= 1
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+
+        upstream = asyncio.create_task(pump(reader, up_writer))
+        if drop:
+            await up_reader.read(65536)  # the answer arrived: the request took effect
+            upstream.cancel()
+        else:
+            await pump(up_reader, writer)
+            upstream.cancel()
+        for w in (writer, up_writer):
+            w.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+
+
+async def test_unknown_lock_outcome_settled_by_request_id(url: str, client: LockClient) -> None:
+    await create_group(client, "g")
+    async with (
+        response_dropping_proxy(url, drops=1) as proxied,
+        LockClient(proxied, attempts=1) as lossy,
+    ):
+        try:
+            await lossy.lock("g", 0, "m", ttl_ms=5000, request_id="req-1")
+        except UnavailableError:
+            pass
+        else:
+            raise AssertionError("the answer was dropped; the outcome must be unknown")
+    assert isinstance(await client.lock("g", 0, "other"), Locked), "the lock did take effect"
+    again = await client.lock("g", 0, "m", ttl_ms=5000, request_id="req-1")
+    assert isinstance(again, Acquired)
+    assert await client.complete(again.token, commit=b"c") == Committed(1)
+
+
+async def test_unknown_complete_outcome_settled_by_retry(url: str, client: LockClient) -> None:
+    await create_group(client, "g")
+    got = await client.lock("g", 0, "m")
+    assert isinstance(got, Acquired)
+    async with response_dropping_proxy(url, drops=1) as proxied, LockClient(proxied) as lossy:
+        # The client's own retry repeats the complete after the dropped answer.
+        assert await lossy.complete(got.token, commit=b"c") == Committed(1)
+    status = await client.status("g")
+    assert status.epoch == 1 and [h.commit_hash for h in status.history] == [sha(b"c")]
