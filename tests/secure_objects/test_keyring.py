@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from moqmls.secure_objects import (
     AES_128_CTR_HMAC_SHA256_80,
@@ -12,9 +14,12 @@ from moqmls.secure_objects import (
     ExpiredKeyIdError,
     IdOutOfRangeError,
     KeyIdConflictError,
+    KeyUsageLimitError,
     NoCurrentKeyError,
     PlainObject,
     Property,
+    SecureObject,
+    SecureObjectError,
     TrackKeys,
     UnknownKeyIdError,
     UnsupportedCipherSuiteError,
@@ -196,3 +201,55 @@ def test_remove_namespace() -> None:
     tx.remove_namespace(list(NS))
     with pytest.raises(NoCurrentKeyError):
         tx.protect(NS, b"cam", OBJ)
+
+
+def test_usage_limit_gcm_counts_encryptions_only() -> None:
+    """§6.3: a moq_key is used at most usage_limit times; GCM counts encryptions."""
+    tx, rx = KeyRing(usage_limit=3), KeyRing(usage_limit=3)
+    for ring in (tx, rx):
+        ring.install(NS, 1, K1, now=0.0)
+    tx.set_current(NS, 1, now=0.0)
+    sealed = [tx.protect(NS, b"cam", dataclasses.replace(OBJ, object_id=i)) for i in range(3)]
+    with pytest.raises(KeyUsageLimitError):
+        tx.protect(NS, b"cam", OBJ)
+    for _ in range(5):
+        assert rx.unprotect(NS, b"cam", sealed[0], now=0.0).object_id == 0
+    tx.protect(NS, b"mic", OBJ)  # another track has its own moq_key
+    tx.install(NS, 2, K2, now=1.0)
+    tx.set_current(NS, 2, now=1.0)
+    assert tx.protect(NS, b"cam", OBJ).key_id == 2
+
+
+def test_usage_limit_ctr_hmac_counts_decryptions() -> None:
+    """§6.3: for AES-CTR-HMAC both directions count, failed decryptions included."""
+    tx, rx = KeyRing(1, usage_limit=10), KeyRing(1, usage_limit=2)
+    for ring in (tx, rx):
+        ring.install(NS, 1, K1, now=0.0)
+    tx.set_current(NS, 1, now=0.0)
+    sealed = tx.protect(NS, b"cam", OBJ)
+    with pytest.raises(AuthenticationError):
+        rx.unprotect(NS, b"cam", dataclasses.replace(sealed, object_id=99), now=0.0)
+    assert rx.unprotect(NS, b"cam", sealed, now=0.0) == OBJ
+    with pytest.raises(KeyUsageLimitError):
+        rx.unprotect(NS, b"cam", sealed, now=0.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.binary(min_size=1, max_size=4), min_size=1, max_size=3).map(tuple),
+    st.binary(max_size=6),
+    st.lists(st.builds(Property, st.integers(0, 0xFFFF), st.binary(max_size=10)), max_size=3),
+    st.binary(max_size=40),
+)
+def test_fuzz_ring_unprotect(
+    ns: tuple[bytes, ...], track: bytes, props: list[Property], payload: bytes
+) -> None:
+    """Anything a relay can send — namespace, track, properties, payload — gives a
+    SecureObjectError, and the ring keeps working afterwards."""
+    tx, rx = sender_and_receiver()
+    received = SecureObject(1, 2, 3, tuple(props), payload)
+    with pytest.raises(SecureObjectError):
+        rx.unprotect(ns, track, received, now=0.0)
+    with pytest.raises(SecureObjectError):
+        rx.unprotect(NS, track, received, now=0.0)
+    assert rx.unprotect(NS, b"cam", tx.protect(NS, b"cam", OBJ), now=0.0) == OBJ

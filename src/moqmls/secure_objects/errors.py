@@ -50,6 +50,10 @@ class KeyIdConflictError(KeyRingError):
     """A Key ID already installed with a different base key or cipher suite (nonce reuse risk)."""
 
 
+class KeyUsageLimitError(KeyRingError):
+    """A moq_key reached its AEAD invocation limit (§6.3): new keying material is needed."""
+
+
 class NoCurrentKeyError(KeyRingError):
     """The sender has not chosen a current key for this namespace."""
 

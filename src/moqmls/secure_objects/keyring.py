@@ -25,6 +25,7 @@ from moqmls.secure_objects.errors import (
     UnknownKeyIdError,
 )
 from moqmls.secure_objects.objects import (
+    DEFAULT_USAGE_LIMIT,
     ObjectFields,
     PlainObject,
     SecureObject,
@@ -54,12 +55,18 @@ class KeyRing:
     """Keys by (namespace, Key ID); protects with the current key, unprotects with any live one."""
 
     def __init__(
-        self, cipher_suite: int | CipherSuite = AES_128_GCM_SHA256_128, retention: float = 10.0
+        self,
+        cipher_suite: int | CipherSuite = AES_128_GCM_SHA256_128,
+        retention: float = 10.0,
+        usage_limit: int = DEFAULT_USAGE_LIMIT,
     ) -> None:
         if retention < 0:
             raise ValueError("retention must be >= 0 seconds")
+        if usage_limit < 1:
+            raise ValueError("usage_limit must be >= 1")
         self.cipher_suite = _suite(cipher_suite)
         self.retention = retention
+        self.usage_limit = usage_limit
         self._keys: dict[Namespace, dict[int, _Entry]] = {}
         self._current: dict[Namespace, int] = {}
         self._forgotten: dict[Namespace, dict[int, None]] = {}
@@ -197,7 +204,7 @@ class KeyRing:
     def _track_keys(self, ns: Namespace, entry: _Entry, key_id: int, name: bytes) -> TrackKeys:
         keys = entry.tracks.get(name)
         if keys is None:
-            keys = TrackKeys(entry.suite, key_id, entry.base_key, ns, bytes(name))
+            keys = TrackKeys(entry.suite, key_id, entry.base_key, ns, bytes(name), self.usage_limit)
             if len(entry.tracks) >= MAX_TRACKS_PER_KEY:
                 del entry.tracks[next(iter(entry.tracks))]
             entry.tracks[bytes(name)] = keys

@@ -26,6 +26,7 @@ from moqmls.secure_objects.codec import (
 from moqmls.secure_objects.errors import (
     AuthenticationError,
     BadPropertiesError,
+    KeyUsageLimitError,
     MissingKeyIdError,
     TruncatedError,
     UnknownKeyIdError,
@@ -107,15 +108,24 @@ def find_key_id(immutable_properties: Sequence[Property]) -> int:
     return decode_key_id(found)
 
 
+#: AEAD invocations allowed per moq_key (§6.3): RFC 8446 §5.5's figure for AES-GCM (2^24.5
+#: records of up to 16 kB keep the attacker's advantage near 2^-57), rounded down. One MLS
+#: epoch of one track would need 6 days of 30 objects/s to reach it.
+DEFAULT_USAGE_LIMIT = 1 << 24
+
+
 class TrackKeys:
     """moq_key, moq_salt and the keyed AEAD for one track and Key ID (§3.7).
 
     Derived once per track and epoch; `protect` and `unprotect` are the per-object path, so
     they precompute what every object shares (the Key ID property and its encoding).
+    ``uses`` counts AEAD invocations against ``usage_limit`` (§6.3): encryptions for every
+    suite, decryptions too for the CTR-HMAC suites.
     """
 
     __slots__ = (
         "_aead",
+        "_count_decryptions",
         "_key_id_bytes",
         "_key_id_only",
         "_key_id_property",
@@ -125,6 +135,8 @@ class TrackKeys:
         "key_id",
         "salt",
         "suite",
+        "usage_limit",
+        "uses",
     )
 
     def __init__(
@@ -134,6 +146,7 @@ class TrackKeys:
         track_base_key: bytes,
         namespace: Sequence[bytes],
         track_name: bytes,
+        usage_limit: int = DEFAULT_USAGE_LIMIT,
     ) -> None:
         derived = derive_key_salt(
             suite, key_id, track_base_key, serialize_full_track_name(namespace, track_name)
@@ -148,6 +161,16 @@ class TrackKeys:
         self._key_id_value = self._key_id_property.value
         self._key_id_only = (self._key_id_property,)
         self._key_id_bytes = encode_properties(self._key_id_only)
+        self._count_decryptions = suite.nka is not None
+        self.usage_limit = usage_limit
+        self.uses = 0
+
+    def _use(self) -> None:
+        if self.uses >= self.usage_limit:
+            raise KeyUsageLimitError(
+                f"moq_key of Key ID {self.key_id} reached {self.usage_limit} uses; rotate keys"
+            )
+        self.uses += 1
 
     def protect(self, obj: PlainObject) -> SecureObject:
         """§3.8: encrypt payload and Encrypted Properties List, authenticate the metadata."""
@@ -165,6 +188,7 @@ class TrackKeys:
         aad = make_aad(group_id, object_id, priority, serialized)
         nonce = salted_ctr(self._salt, self._nn, group_id, object_id)
         pt = encode_plaintext(obj.payload, obj.encrypted_properties, obj.padding)
+        self._use()
         ct = self._aead.encrypt(nonce, pt, aad)
         return SecureObject(group_id, object_id, priority, immutable, ct)
 
@@ -189,6 +213,8 @@ class TrackKeys:
             raise TruncatedError(f"ciphertext of {len(ct)} bytes is shorter than the tag")
         aad = make_aad(group_id, object_id, priority, serialized)
         nonce = salted_ctr(self._salt, self._nn, group_id, object_id)
+        if self._count_decryptions:
+            self._use()
         try:
             pt = self._aead.decrypt(nonce, ct, aad)
         except InvalidTag:
