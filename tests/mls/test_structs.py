@@ -374,3 +374,13 @@ def test_random_private_content_raises_only_decode_errors(data: bytes, ct: Conte
 def test_grease_values_are_the_rfc_list() -> None:
     listed = "0A0A 1A1A 2A2A 3A3A 4A4A 5A5A 6A6A 7A7A 8A8A 9A9A AAAA BABA CACA DADA EAEA"
     assert tuple(int(v, 16) for v in listed.split()) == GREASE_VALUES
+
+
+def test_memoised_encoding_is_invisible_to_equality_and_nesting() -> None:
+    fresh = GroupContext(ProtocolVersion.MLS10, 1, b"g", 7, b"t", b"c", ())
+    encoded = GroupContext(ProtocolVersion.MLS10, 1, b"g", 7, b"t", b"c", ())
+    assert encoded.encode() is encoded.encode()
+    assert encoded == fresh and hash(encoded) == hash(fresh) and repr(encoded) == repr(fresh)
+    outer = GroupSecrets(b"j", None, (PreSharedKeyID.external(b"id", b"n"),))
+    outer.psks[0].encode()
+    assert outer.encode() == h("016a 00 07 01 026964 016e")

@@ -294,6 +294,11 @@ def wire(spec: Wire[Any], when: Condition | None = None, default: Any = dataclas
     return dataclasses.field(default=default, metadata={"wire": spec, "when": when})
 
 
+# The memoised encoding lives in the instance dict beside the fields: dataclass equality,
+# hashing and repr look only at the fields, so it never shows.
+_ENCODED = "_encoded"
+
+
 class Struct:
     """Base of every MLS struct: a dataclass whose fields are declared with `wire`."""
 
@@ -314,6 +319,10 @@ class Struct:
 
     def write_to(self, w: Writer) -> None:
         ctx = self.__dict__
+        encoded = ctx.get(_ENCODED)
+        if encoded is not None:
+            w.write(encoded)
+            return
         for name, _, write, when, select in self._plan():
             if when is not None and not when(ctx):
                 continue
@@ -366,9 +375,15 @@ class Struct:
         return plan
 
     def encode(self) -> bytes:
-        w = Writer()
-        self.write_to(w)
-        return bytes(w.buf)
+        """The wire encoding, computed once per value (values are immutable) and reused,
+        also when the value is nested in another being encoded."""
+        encoded: bytes | None = self.__dict__.get(_ENCODED)
+        if encoded is None:
+            w = Writer()
+            self.write_to(w)
+            encoded = bytes(w.buf)
+            object.__setattr__(self, _ENCODED, encoded)
+        return encoded
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
