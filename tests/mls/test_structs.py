@@ -383,4 +383,4 @@ def test_memoised_encoding_is_invisible_to_equality_and_nesting() -> None:
     assert encoded == fresh and hash(encoded) == hash(fresh) and repr(encoded) == repr(fresh)
     outer = GroupSecrets(b"j", None, (PreSharedKeyID.external(b"id", b"n"),))
     outer.psks[0].encode()
-    assert outer.encode() == h("016a 00 07 01 026964 016e")
+    assert outer.encode() == h("016a 00 06 01 026964 016e")
