@@ -35,10 +35,14 @@ class RaceLog:
 
 
 async def race_epochs(
-    clients: list[LockClient], group: str, epochs: int, ttl_ms: int = 2000
+    clients: list[LockClient],
+    group: str,
+    epochs: int,
+    ttl_ms: int = 2000,
+    log: RaceLog | None = None,
 ) -> RaceLog:
-    """Each client races to commit epochs 0..epochs-1 of `group` (which must exist)."""
-    log = RaceLog()
+    """Each client races to commit `group` (which must exist) up to epoch `epochs`."""
+    log = RaceLog() if log is None else log
 
     async def racer(client: LockClient, holder: str) -> None:
         epoch = 0

@@ -1,0 +1,105 @@
+"""The SQLite store in real service processes: SIGKILL and restart, two processes on one file."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import moqmls
+from moqmls.lock import LockClient, LockError
+from tests.lock.lock_helpers import RaceLog, commit_bytes, create_group, race_epochs
+
+SRC = Path(moqmls.__file__).resolve().parent.parent
+
+
+@contextlib.asynccontextmanager
+async def service_process(store: str) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
+    """`python3 -m moqmls lock-service` on an ephemeral loopback port; always reaped."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "moqmls",
+        "lock-service",
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        store,
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        assert "listening on http://127.0.0.1:" in line, line
+        yield line.split("listening on ", 1)[1].split()[0], proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+
+
+async def test_sigkill_and_restart_keeps_every_commit(tmp_path: Path) -> None:
+    store = f"sqlite:{tmp_path / 'lock.db'}"
+    log = RaceLog()
+    async with service_process(store) as (url, proc):
+        clients = [LockClient(url, attempts=1, timeout_s=5) for _ in range(4)]
+        try:
+            await create_group(clients[0], "g")
+
+            async def killer() -> None:
+                while len(log.wins) < 40:
+                    await asyncio.sleep(0.005)
+                proc.send_signal(signal.SIGKILL)
+
+            kill = asyncio.create_task(killer())
+            try:
+                await race_epochs(clients, "g", 10_000, log=log)
+            except* LockError:
+                pass  # the service died under the racers; anything else fails the test
+            await kill
+        finally:
+            for c in clients:
+                await c.close()
+        assert await proc.wait() == -signal.SIGKILL
+    seen = sorted(log.wins)
+    assert len(seen) >= 40
+    async with service_process(store) as (url, _), LockClient(url) as client:
+        status = await client.status("g")
+        assert status.exists and status.epoch is not None and status.epoch >= len(seen)
+        history = {h.epoch: (h.committer, h.commit_hash) for h in status.history}
+        assert sorted(history) == list(range(status.epoch)), "a linear history"
+        for epoch, holder, digest in seen:
+            assert history[epoch] == (holder, digest), "every Committed answer survived"
+            record = await client.epoch("g", epoch)
+            assert record is not None and record.commit == commit_bytes("g", epoch, holder)
+        # and the group goes on from where it was
+        more = await race_epochs([client], "g", status.epoch + 3)
+        assert sorted(e for e, _, _ in more.wins) == [status.epoch + i for i in range(3)]
+
+
+async def test_two_processes_on_one_file(tmp_path: Path) -> None:
+    store = f"sqlite:{tmp_path / 'lock.db'}"
+    async with service_process(store) as (url_a, _), service_process(store) as (url_b, _):
+        clients = [LockClient(url_a if i % 2 else url_b) for i in range(8)]
+        try:
+            await create_group(clients[0], "g")
+            log = await race_epochs(clients, "g", 100)
+            status_a = await clients[0].status("g")
+            status_b = await clients[1].status("g")
+        finally:
+            for c in clients:
+                await c.close()
+    assert sorted(e for e, _, _ in log.wins) == list(range(100))
+    assert status_a == status_b
+    assert [(h.epoch, h.committer, h.commit_hash) for h in status_a.history] == sorted(
+        (e, holder, digest) for e, holder, digest in log.wins
+    )
