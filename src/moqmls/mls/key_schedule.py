@@ -1,5 +1,6 @@
 """The MLS key schedule (RFC 9420 §8): epoch secrets, PSK secret (§8.4), exporter (§8.5),
-epoch authenticator (§8.7), external key pair (§8), welcome key and nonce (§12.4.3.1).
+epoch authenticator (§8.7), external key pair (§8) and external init (§8.3), welcome key and
+nonce (§12.4.3.1).
 
 Inputs are bytes: the GroupContext arrives already encoded, PSK ids as encoded
 PreSharedKeyID structs, so each value is encoded once by its owner.
@@ -101,6 +102,29 @@ def mls_exporter(
 def external_key_pair(suite: CipherSuite, external_secret: bytes) -> tuple[bytes, bytes]:
     """(external_priv, external_pub) = KEM.DeriveKeyPair(external_secret) (§8)."""
     return suite.derive_key_pair(external_secret)
+
+
+EXTERNAL_INIT_LABEL = b"MLS 1.0 external init secret"
+
+
+def external_init_send(
+    suite: CipherSuite, external_pub: bytes, info: bytes = b""
+) -> tuple[bytes, bytes]:
+    """A joiner's (kem_output, init_secret) for an external commit (§8.3).
+
+    The RFC's pseudocode uses an empty HPKE info (SetupBaseS(external_pub, "")), which is the
+    default; its prose mentions the GroupInfo, so ``info`` stays a parameter.
+    """
+    return suite.hpke_send_export(external_pub, info, EXTERNAL_INIT_LABEL, suite.hash_len)
+
+
+def external_init_receive(
+    suite: CipherSuite, external_priv: bytes, kem_output: bytes, info: bytes = b""
+) -> bytes:
+    """The init_secret a member recovers from an ExternalInit's kem_output (§8.3)."""
+    return suite.hpke_receive_export(
+        external_priv, kem_output, info, EXTERNAL_INIT_LABEL, suite.hash_len
+    )
 
 
 def psk_label(psk_id: bytes, index: int, count: int) -> bytes:
