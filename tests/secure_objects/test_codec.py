@@ -173,7 +173,9 @@ def test_fuzz_decode_properties(data: bytes) -> None:
         props = decode_properties(data)
     except DecodeError:
         return
-    assert encode_properties(props) == data or len(encode_properties(props)) < len(data)
+    again = encode_properties(props)
+    assert decode_properties(again) == props
+    assert len(again) <= len(data)  # ours is the shortest encoding of the same properties
 
 
 @given(st.binary(max_size=12))
@@ -183,3 +185,17 @@ def test_fuzz_decode_vi64(data: bytes) -> None:
     except TruncatedError:
         return
     assert 0 <= value < 2**64 and 1 <= used <= 9
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=20), st.binary(max_size=40))
+def test_fuzz_encrypted_properties_list(payload: bytes, tail: bytes) -> None:
+    """A valid payload followed by a mangled list: the list parser must fail cleanly."""
+    data = encode_plaintext(payload) + b"\x00\x0a" + encode_vi64(len(tail)) + tail
+    try:
+        got_payload, props, padding = decode_plaintext(data)
+    except DecodeError:
+        return
+    assert got_payload == payload
+    # Non-minimal lengths and non-zero padding decode too, so compare decoded values.
+    assert decode_plaintext(encode_plaintext(payload, props, padding)) == (payload, props, padding)
