@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from moqmls.mls.crypto import CipherSuite
 from moqmls.mls.errors import KeyPackageError, LeafNodeValidationError, ProposalError, TreeError
 from moqmls.mls.key_package import verify_key_package
-from moqmls.mls.leaf_validation import validate_leaf_node
+from moqmls.mls.leaf_validation import check_own_fields, validate_leaf_node, verify_leaf_signature
 from moqmls.mls.ratchet_tree import RatchetTree
 from moqmls.mls.structs import (
     Add,
@@ -65,6 +65,7 @@ class CommittedProposal:
     proposal: Proposal
     sender: Sender
     by_reference: bool
+    reference: bytes | None = None
 
 
 @dataclass
@@ -188,6 +189,46 @@ def _check_extensions_supported(tree: RatchetTree, extensions: Sequence[Extensio
         missing = custom.difference(leaf.capabilities.extensions)
         if missing:
             raise ProposalError(f"member {index} does not support extensions {missing}")
+
+
+def check_proposal(
+    suite: CipherSuite,
+    context: GroupContext,
+    tree: RatchetTree,
+    proposal: Proposal,
+    sender: Sender,
+    now: int | None = None,
+) -> None:
+    """§12.1: the checks of one received proposal that hold whatever else is committed with it
+    (the list rules of §12.2 and key uniqueness are checked when a Commit covers it)."""
+    body = proposal.body
+    if isinstance(body, Add):
+        key_package = body.key_package
+        try:
+            verify_key_package(key_package, context.cipher_suite)
+            verify_leaf_signature(suite, key_package.leaf_node, None, None)
+            check_own_fields(key_package.leaf_node, required_capabilities(context.extensions), now)
+        except (KeyPackageError, LeafNodeValidationError) as exc:
+            raise ProposalError(f"invalid Add: {exc}") from exc
+    elif isinstance(body, Update):
+        leaf_index = _member_leaf(sender)
+        if body.leaf_node.leaf_node_source != LeafNodeSource.UPDATE:
+            raise ProposalError("an Update's leaf must have leaf_node_source update")
+        try:
+            verify_leaf_signature(suite, body.leaf_node, context.group_id, leaf_index)
+        except LeafNodeValidationError as exc:
+            raise ProposalError(f"invalid Update: {exc}") from exc
+    elif isinstance(body, Remove):
+        if tree.leaf(body.removed) is None:
+            raise ProposalError(f"Remove of blank or absent leaf {body.removed}")
+    elif isinstance(body, PreSharedKey):
+        _check_psk(suite, body.psk)
+    elif proposal.proposal_type == ProposalType.SELF_REMOVE:
+        _member_leaf(sender)
+    elif proposal.proposal_type == ProposalType.EXTERNAL_INIT:
+        raise ProposalError("ExternalInit outside an external commit")
+    elif isinstance(body, ReInit) and body.version < context.version:
+        raise ProposalError("a ReInit to an older protocol version")
 
 
 def apply_proposals(
