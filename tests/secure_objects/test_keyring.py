@@ -24,7 +24,7 @@ from moqmls.secure_objects import (
     UnknownKeyIdError,
     UnsupportedCipherSuiteError,
 )
-from moqmls.secure_objects.keyring import MAX_TRACKS_PER_KEY, KeyRing
+from moqmls.secure_objects.keyring import MAX_UNPROVEN_TRACKS_PER_KEY, KeyRing
 
 NS = (b"group-1", b"media")
 K1, K2, K3 = b"epoch-1 base key 32 bytes long!!", b"epoch-2 base key", b"epoch-3 base key"
@@ -181,15 +181,28 @@ def test_failed_unprotect_leaves_ring_usable() -> None:
     assert rx.unprotect(NS, b"cam", sealed, now=0.0) == OBJ
 
 
-def test_track_cache_is_bounded() -> None:
+def test_invented_track_names_are_bounded_and_evict_no_real_track() -> None:
     tx, rx = sender_and_receiver()
     sealed = tx.protect(NS, b"cam", OBJ)
-    for i in range(MAX_TRACKS_PER_KEY + 5):
+    assert rx.unprotect(NS, b"cam", sealed, now=0.0) == OBJ
+    entry = rx._keys[NS][1]
+    cam = entry.tracks[b"cam"]
+    for i in range(MAX_UNPROVEN_TRACKS_PER_KEY + 5):
         with pytest.raises(AuthenticationError):
             rx.unprotect(NS, b"t%d" % i, sealed, now=0.0)
-    entry = rx._keys[NS][1]
-    assert len(entry.tracks) == MAX_TRACKS_PER_KEY
+    assert len(entry.unproven) == MAX_UNPROVEN_TRACKS_PER_KEY
+    assert list(entry.tracks) == [b"cam"] and entry.tracks[b"cam"] is cam
     assert rx.unprotect(NS, b"cam", sealed, now=0.0) == OBJ
+
+
+def test_track_proven_by_an_authentic_object_moves_out_of_probation() -> None:
+    tx, rx = sender_and_receiver()
+    with pytest.raises(AuthenticationError):
+        rx.unprotect(NS, b"mic", tx.protect(NS, b"cam", OBJ), now=0.0)
+    entry = rx._keys[NS][1]
+    assert list(entry.unproven) == [b"mic"] and not entry.tracks
+    assert rx.unprotect(NS, b"mic", tx.protect(NS, b"mic", OBJ), now=0.0) == OBJ
+    assert list(entry.tracks) == [b"mic"] and not entry.unproven
 
 
 def test_remove_namespace() -> None:

@@ -30,7 +30,7 @@ ciphertext), `UnknownKeyIdError`, `ExpiredKeyIdError`, `TruncatedError`, `IdOutO
 `BadPropertiesError` / `MissingKeyIdError`, and the rest below.
 """
 
-from moqmls.secure_objects.codec import Property
+from moqmls.secure_objects.codec import Property, decode_properties, encode_properties
 from moqmls.secure_objects.errors import (
     AuthenticationError,
     BadPropertiesError,
@@ -87,4 +87,6 @@ __all__ = [
     "UnknownKeyIdError",
     "UnsupportedCipherSuiteError",
     "cipher_suite",
+    "decode_properties",
+    "encode_properties",
 ]

@@ -93,12 +93,18 @@ class _U16:
         return int.from_bytes(data[pos : pos + 2], "big"), pos + 2
 
 
+def _as_bytes(value: object) -> bytes:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    raise TypeError(f"expected bytes, got {type(value).__name__}")
+
+
 class _VarBytes:
     """Bytes after a vi64 length."""
 
     def encode(self, value: object) -> bytes:
         if type(value) is not bytes:
-            raise BadPropertiesError(f"value must be bytes, not {type(value).__name__}")
+            value = _as_bytes(value)
         return encode_vi64(len(value)) + value
 
     def decode(self, data: bytes, pos: int, end: int) -> tuple[bytes, int]:
@@ -113,7 +119,7 @@ class _U32Bytes:
 
     def encode(self, value: object) -> bytes:
         if type(value) is not bytes:
-            raise BadPropertiesError(f"value must be bytes, not {type(value).__name__}")
+            value = _as_bytes(value)
         if len(value) > MAX_U32:
             raise BadPropertiesError(f"{len(value)} bytes exceed a 32-bit length")
         return len(value).to_bytes(4, "big") + value
@@ -183,9 +189,8 @@ def decode_properties(data: bytes, pos: int = 0, end: int | None = None) -> tupl
     end = len(data) if end is None else end
     out: list[Property] = []
     while pos < end:
-        if pos + 2 > end:
-            raise TruncatedError("16-bit property type expected, input ended")
-        prop_type = int.from_bytes(data[pos : pos + 2], "big")
+        prop_type, _ = U16.decode(data, pos, end)  # peek: the type picks the layout
+        assert isinstance(prop_type, int)
         (_, value), pos = decode_layout(_layout_for(prop_type), data, pos, end)
         assert isinstance(value, bytes)
         out.append(Property(prop_type, value))

@@ -37,18 +37,24 @@ from moqmls.secure_objects.suites import cipher_suite as _suite
 
 Namespace = tuple[bytes, ...]
 
-#: Bounds on what one namespace may make us remember, so garbage from the network cannot
-#: grow the ring without limit.
-MAX_TRACKS_PER_KEY = 1024
+#: Bounds on what the network can make us remember: per-track keys derived for track names
+#: no object has yet authenticated under, and Key IDs kept only to say "expired".
+MAX_UNPROVEN_TRACKS_PER_KEY = 1024
 MAX_FORGOTTEN_PER_NAMESPACE = 4096
 
 
 @dataclass
 class _Entry:
+    """One (namespace, Key ID). Per-track keys live in ``tracks`` once the sender used them or
+    an object authenticated under them; until then in ``unproven``, which is bounded, so a relay
+    inventing track names can neither grow the ring nor evict (and so reset the usage count
+    of) the keys of real tracks."""
+
     suite: CipherSuite
     base_key: bytes
     superseded_at: float | None = None
     tracks: dict[bytes, TrackKeys] = field(default_factory=dict)
+    unproven: dict[bytes, TrackKeys] = field(default_factory=dict)
 
 
 class KeyRing:
@@ -182,9 +188,9 @@ class KeyRing:
         if entry is None or entry.superseded_at is not None:
             entry = self._entry(ns, key_id, now)  # the checks a superseded key needs
         keys = entry.tracks.get(track_name)
-        if keys is None:
-            keys = self._track_keys(ns, entry, key_id, track_name)
-        return keys.unprotect(obj)
+        if keys is not None:
+            return keys.unprotect(obj)
+        return self._unprotect_on_probation(ns, entry, key_id, bytes(track_name), obj)
 
     # -- internals --------------------------------------------------------------------------
 
@@ -202,13 +208,28 @@ class KeyRing:
         raise UnknownKeyIdError(f"no key for Key ID {key_id} of {ns!r}")
 
     def _track_keys(self, ns: Namespace, entry: _Entry, key_id: int, name: bytes) -> TrackKeys:
-        keys = entry.tracks.get(name)
+        """Keys of a track this side chose itself (to send on, or asked for by name)."""
+        name = bytes(name)
+        keys = entry.tracks.get(name) or entry.unproven.pop(name, None)
         if keys is None:
-            keys = TrackKeys(entry.suite, key_id, entry.base_key, ns, bytes(name), self.usage_limit)
-            if len(entry.tracks) >= MAX_TRACKS_PER_KEY:
-                del entry.tracks[next(iter(entry.tracks))]
-            entry.tracks[bytes(name)] = keys
+            keys = TrackKeys(entry.suite, key_id, entry.base_key, ns, name, self.usage_limit)
+        entry.tracks[name] = keys
         return keys
+
+    def _unprotect_on_probation(
+        self, ns: Namespace, entry: _Entry, key_id: int, name: bytes, obj: ObjectFields
+    ) -> PlainObject:
+        """First objects of a track: its keys stay in the bounded ``unproven`` cache until
+        one of them authenticates."""
+        keys = entry.unproven.get(name)
+        if keys is None:
+            keys = TrackKeys(entry.suite, key_id, entry.base_key, ns, name, self.usage_limit)
+            if len(entry.unproven) >= MAX_UNPROVEN_TRACKS_PER_KEY:
+                del entry.unproven[next(iter(entry.unproven))]
+            entry.unproven[name] = keys
+        plain = keys.unprotect(obj)
+        entry.tracks[name] = entry.unproven.pop(name)
+        return plain
 
     def _remember_forgotten(self, ns: Namespace, key_id: int) -> None:
         forgotten = self._forgotten.setdefault(ns, {})
