@@ -335,3 +335,14 @@ def test_truncated_request_stream_fin(bad: bytes) -> None:
     pair = Pair()
     pair.server.receive_stream_data(0, bad, True)
     assert any(isinstance(c, CloseConnection) for c in pair.server.commands())
+
+
+def test_answering_a_request_the_peer_already_cancelled_is_harmless() -> None:
+    # Found by the relay fuzz test: SUBSCRIBE immediately followed by FIN.
+    pair = Pair()
+    pair.server.receive_stream_data(0, encode_message(m.Subscribe(0, NS, b"x"), P), True)
+    s_ev = pair.server.events()
+    assert of(s_ev, ev.SubscribeRequested) and of(s_ev, ev.RequestClosed)
+    assert pair.server.accept_subscribe(0) is None
+    pair.server.accept_request(0)
+    assert not pair.server.closed

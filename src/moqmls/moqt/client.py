@@ -438,8 +438,12 @@ class MoQTClient:
     async def subscribe(self, namespace: NamespaceLike, track_name: NameLike) -> ObjectStream:
         """SUBSCRIBE to one track (§9.9); objects published from now on."""
         stream = ObjectStream(self, to_namespace(namespace), to_name(track_name))
-        await self._open_stream(stream)
         self._streams.append(stream)
+        try:
+            await self._open_stream(stream)
+        except BaseException:
+            self._streams.remove(stream)
+            raise
         return stream
 
     async def subscribe_tracks(
@@ -456,8 +460,12 @@ class MoQTClient:
         last field); "auto" tries SUBSCRIBE_TRACKS and falls back when it is refused.
         """
         stream = ObjectStream(self, to_namespace(prefix), None, discovery, track_names)
-        await self._open_stream(stream)
         self._streams.append(stream)
+        try:
+            await self._open_stream(stream)
+        except BaseException:
+            self._streams.remove(stream)
+            raise
         return stream
 
     async def _open_stream(self, stream: ObjectStream) -> None:
@@ -631,11 +639,10 @@ class MoQTClient:
     def _h_publish(self, proto: MoQTProtocol, e: ev.PublishRequested) -> None:
         session = proto.session
         assert session is not None
-        for stream in self._streams:
+        for stream in self._watchers.values():
             if (
                 not stream.closed
-                and stream.track_name is None
-                and stream.mode == "tracks"
+                and stream.mode != "namespace"
                 and namespace_matches(stream.prefix, e.namespace)
             ):
                 self._routes[e.request_id] = (stream, e.namespace, e.track_name)

@@ -403,9 +403,14 @@ class MoQTSession:
         largest: Location | None = None,
         track_properties: Properties = (),
         params: dict[str, Any] | None = None,
-    ) -> int:
-        """Answer SUBSCRIBE with SUBSCRIBE_OK (§9.10); returns the Track Alias chosen."""
+    ) -> int | None:
+        """Answer SUBSCRIBE with SUBSCRIBE_OK (§9.10); returns the Track Alias chosen.
+
+        Returns None when the peer already cancelled the request.
+        """
         req = self._pending_peer(request_id, m.Subscribe)
+        if req is None:
+            return None
         req.track_alias = self._alloc_alias()
         req.largest = largest
         p = dict(params or {})
@@ -425,6 +430,8 @@ class MoQTSession:
     ) -> None:
         """Answer a request with REQUEST_OK (§9.7)."""
         req = self._pending_peer(request_id, None)
+        if req is None:
+            return
         req.answered = True
         msg = m.RequestOk(params or {}, track_properties)
         self._write(req.stream_id, encode_message(msg, self.profile))
@@ -441,6 +448,8 @@ class MoQTSession:
     ) -> None:
         """Answer FETCH with FETCH_OK (§9.15)."""
         req = self._pending_peer(request_id, m.Fetch)
+        if req is None:
+            return
         req.answered = True
         msg = m.FetchOk(int(end_of_track), end_location, {}, track_properties)
         self._write(req.stream_id, encode_message(msg, self.profile))
@@ -600,8 +609,11 @@ class MoQTSession:
             raise SessionClosedError(f"request {request_id} is not open")
         return req
 
-    def _pending_peer(self, request_id: int, kind: type[Any] | None) -> Request:
-        req = self._live(request_id)
+    def _pending_peer(self, request_id: int, kind: type[Any] | None) -> Request | None:
+        """The peer's unanswered request, or None when the peer already cancelled it."""
+        if self.closed or request_id not in self._requests:
+            return None
+        req = self._requests[request_id]
         if req.local or (kind is not None and req.kind is not kind) or req.answered:
             raise ProtocolViolation(f"request {request_id} cannot be answered this way")
         return req
