@@ -11,7 +11,9 @@ of the ratchet. Lookups (`SecretTree.key_for`) never change state; only `consume
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from moqmls.mls import tree_math
 from moqmls.mls.crypto import CipherSuite
@@ -63,6 +65,10 @@ class HashRatchet:
     next_generation: int
     secret: bytes | None  # None once generation 2^32-1 was derived: the ratchet is exhausted
     skipped: dict[int, RatchetKey] = field(default_factory=dict)
+
+    def copy(self) -> HashRatchet:
+        """An independent copy (the skipped keys are a fresh dict)."""
+        return HashRatchet(self.suite, self.next_generation, self.secret, dict(self.skipped))
 
     def _key_at(self, secret: bytes, generation: int) -> RatchetKey:
         s = self.suite
@@ -129,14 +135,59 @@ class SecretTree:
         max_forward_distance: int = DEFAULT_MAX_FORWARD_DISTANCE,
         out_of_order_window: int = DEFAULT_OUT_OF_ORDER_WINDOW,
     ) -> None:
-        if n_leaves < 1:
-            raise SecretTreeError("a secret tree needs at least one leaf")
+        if n_leaves < 1 or n_leaves & (n_leaves - 1):
+            # §7.8: the ratchet tree (and so the secret tree) is always full.
+            raise SecretTreeError(f"{n_leaves} leaves: a tree has a power-of-two leaf count")
         self.suite = suite
         self.n_leaves = n_leaves
         self.max_forward_distance = max_forward_distance
         self.out_of_order_window = out_of_order_window
         self._nodes: dict[int, bytes] = {tree_math.root(n_leaves): encryption_secret}
         self._ratchets: dict[tuple[int, RatchetType], HashRatchet] = {}
+
+    @classmethod
+    def restore(
+        cls,
+        suite: CipherSuite,
+        n_leaves: int,
+        node_secrets: Mapping[int, bytes],
+        ratchets: Mapping[tuple[int, RatchetType], HashRatchet],
+        *,
+        max_forward_distance: int = DEFAULT_MAX_FORWARD_DISTANCE,
+        out_of_order_window: int = DEFAULT_OUT_OF_ORDER_WINDOW,
+    ) -> SecretTree:
+        """A tree rebuilt from `node_secrets` and `ratchets` of a saved one."""
+        tree = cls(
+            suite,
+            b"",
+            n_leaves,
+            max_forward_distance=max_forward_distance,
+            out_of_order_window=out_of_order_window,
+        )
+        tree._nodes = dict(node_secrets)
+        tree._ratchets = {k: r.copy() for k, r in ratchets.items()}
+        return tree
+
+    @property
+    def node_secrets(self) -> Mapping[int, bytes]:
+        """The tree-node secrets not yet consumed, by node index (for saving state)."""
+        return MappingProxyType(self._nodes)
+
+    @property
+    def ratchets(self) -> Mapping[tuple[int, RatchetType], HashRatchet]:
+        """The leaves' ratchets created so far (for saving state; do not mutate)."""
+        return MappingProxyType(self._ratchets)
+
+    def copy(self) -> SecretTree:
+        """An independent copy, for staging changes that may be abandoned."""
+        return SecretTree.restore(
+            self.suite,
+            self.n_leaves,
+            self._nodes,
+            self._ratchets,
+            max_forward_distance=self.max_forward_distance,
+            out_of_order_window=self.out_of_order_window,
+        )
 
     def _path_from_stored(self, leaf_node: int) -> tuple[int, bytes, list[int]]:
         """The deepest stored node on the root-to-leaf path, its secret, the nodes below it."""
