@@ -31,6 +31,10 @@ class WelcomeNotForUsError(RejectedObjectError):
     """A Welcome that does not carry a secret for any of our KeyPackages."""
 
 
+class WelcomeRejectedError(RejectedObjectError):
+    """A Welcome for us that failed RFC 9420 §12.4.3.1 processing."""
+
+
 class ProposalRejectedError(RejectedObjectError):
     """A Proposal-track object that is not a valid leave request from its track's sender."""
 
