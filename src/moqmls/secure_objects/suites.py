@@ -31,13 +31,13 @@ class Aead(Protocol):
 class AesCtrHmac:
     """AES-CTR + HMAC, encrypt-then-MAC, truncated tag (RFC 9605 §4.5.1)."""
 
-    __slots__ = ("_aes", "_auth_key", "_hash", "_tag_len", "tag_size")
+    __slots__ = ("_aes", "_mac", "_tag_len", "tag_size")
 
     def __init__(self, key: bytes, nka: int, hash_alg: hashes.HashAlgorithm, nt: int) -> None:
         # derive_subkeys: the first Nka bytes encrypt, the remaining Nh bytes authenticate.
         self._aes = algorithms.AES(key[:nka])
-        self._auth_key = key[nka:]
-        self._hash = hash_alg
+        # Keyed once; each tag starts from a copy, which skips HMAC's key setup per object.
+        self._mac = hmac.HMAC(key[nka:], hash_alg)
         self.tag_size = nt
         self._tag_len = nt.to_bytes(8, "big")
 
@@ -47,14 +47,20 @@ class AesCtrHmac:
         return ctx.update(data) + ctx.finalize()
 
     def compute_tag(self, nonce: bytes, aad: bytes, ct: bytes) -> bytes:
-        """RFC 9605 §4.5.1 compute_tag."""
-        mac = hmac.HMAC(self._auth_key, self._hash)
-        mac.update(len(aad).to_bytes(8, "big"))
-        mac.update(len(ct).to_bytes(8, "big"))
-        mac.update(self._tag_len)
-        mac.update(nonce)
-        mac.update(aad)
-        mac.update(ct)
+        """RFC 9605 §4.5.1 compute_tag: HMAC over the three 64-bit lengths, nonce, AAD, CT."""
+        mac = self._mac.copy()
+        mac.update(
+            b"".join(
+                (
+                    len(aad).to_bytes(8, "big"),
+                    len(ct).to_bytes(8, "big"),
+                    self._tag_len,
+                    nonce,
+                    aad,
+                    ct,
+                )
+            )
+        )
         return mac.finalize()[: self.tag_size]
 
     def encrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None) -> bytes:
