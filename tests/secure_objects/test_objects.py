@@ -242,3 +242,40 @@ def test_fuzz_unprotect_received_objects(
     received = SecureObject(group_id, object_id, priority, (Property.key_id(7), *props), payload)
     with pytest.raises(SecureObjectError):
         keys(1).unprotect(received)
+
+
+user_properties = st.lists(
+    st.builds(
+        Property,
+        st.integers(0, 0xFFFF).filter(lambda t: t not in (0x02, 0x0A, 0x32)),
+        st.binary(max_size=150),
+    ),
+    max_size=3,
+).map(tuple)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.sampled_from(SUITES),
+    st.integers(0, 2**64 - 1),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 255),
+    st.binary(max_size=300),
+    user_properties,
+    user_properties,
+    st.integers(0, 200),
+)
+def test_roundtrip_any_object(
+    suite: int,
+    group_id: int,
+    object_id: int,
+    priority: int,
+    payload: bytes,
+    immutable: tuple[Property, ...],
+    encrypted: tuple[Property, ...],
+    padding: int,
+) -> None:
+    obj = PlainObject(group_id, object_id, payload, priority, immutable, encrypted, padding)
+    sealed = keys(suite).protect(obj)
+    assert sealed.immutable_properties == (Property.key_id(7), *immutable)
+    assert keys(suite).unprotect(sealed) == obj
