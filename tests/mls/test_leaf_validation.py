@@ -9,6 +9,7 @@ import pytest
 from moqmls.mls.errors import LeafNodeValidationError
 from moqmls.mls.leaf_validation import (
     leaf_signature_valid,
+    leaf_tbs_bytes,
     sign_leaf_node,
     validate_leaf_node,
     validate_tree_leaves,
@@ -177,3 +178,15 @@ def test_whole_tree_validation_on_join() -> None:
     tree.add_leaf(dup)
     with pytest.raises(LeafNodeValidationError, match="repeats"):
         validate_tree_leaves(SUITE, tree, GROUP_ID)
+
+
+@pytest.mark.parametrize("source", list(LeafNodeSource))
+def test_tbs_sliced_from_the_encoding_equals_the_struct(source: LeafNodeSource) -> None:
+    leaf = make_member("A").leaf
+    if source == LeafNodeSource.UPDATE:
+        leaf = dataclasses.replace(leaf, leaf_node_source=source, lifetime=None)
+    elif source == LeafNodeSource.COMMIT:
+        leaf = dataclasses.replace(leaf, leaf_node_source=source, lifetime=None, parent_hash=b"p")
+    expected = leaf.tbs(GROUP_ID, 7).encode()
+    assert leaf_tbs_bytes(leaf, GROUP_ID, 7, leaf.encode()) == expected
+    assert leaf_tbs_bytes(leaf, GROUP_ID, 7) == expected

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from moqmls.mls.codec import encode_varint
 from moqmls.mls.crypto import CipherSuite
 from moqmls.mls.errors import CryptoError, LeafNodeValidationError
 from moqmls.mls.ratchet_tree import RatchetTree
@@ -30,15 +31,37 @@ def sign_leaf_node(
     return suite.sign_with_label(sig_priv, LEAF_NODE_TBS_LABEL, tbs)
 
 
+def leaf_tbs_bytes(
+    leaf: LeafNode, group_id: bytes, leaf_index: int, encoded: bytes | None = None
+) -> bytes:
+    """§7.2: the encoded LeafNodeTBS; from ``encoded`` (the leaf's own encoding) if given.
+
+    LeafNodeTBS is LeafNode's fields up to the signature, then group_id and leaf_index for
+    update/commit leaves; slicing the received encoding saves re-encoding every leaf on join.
+    """
+    if encoded is None:
+        return leaf.tbs(group_id, leaf_index).encode()
+    trailer = len(encode_varint(len(leaf.signature))) + len(leaf.signature)
+    tbs = encoded[: len(encoded) - trailer]
+    if leaf.leaf_node_source == LeafNodeSource.KEY_PACKAGE:
+        return tbs
+    return tbs + encode_varint(len(group_id)) + group_id + leaf_index.to_bytes(4, "big")
+
+
 def leaf_signature_valid(
-    suite: CipherSuite, leaf: LeafNode, group_id: bytes | None, leaf_index: int | None
+    suite: CipherSuite,
+    leaf: LeafNode,
+    group_id: bytes | None,
+    leaf_index: int | None,
+    encoded: bytes | None = None,
 ) -> bool:
     """§7.2: whether the leaf's signature verifies (group_id/leaf_index for update, commit)."""
-    if leaf.leaf_node_source != LeafNodeSource.KEY_PACKAGE and (
-        group_id is None or leaf_index is None
-    ):
+    if leaf.leaf_node_source == LeafNodeSource.KEY_PACKAGE:
+        tbs = leaf_tbs_bytes(leaf, b"", 0, encoded)
+    elif group_id is None or leaf_index is None:
         return False
-    tbs = leaf.tbs(group_id, leaf_index).encode()
+    else:
+        tbs = leaf_tbs_bytes(leaf, group_id, leaf_index, encoded)
     try:
         return suite.verify_with_label(leaf.signature_key, LEAF_NODE_TBS_LABEL, tbs, leaf.signature)
     except CryptoError:
@@ -46,10 +69,14 @@ def leaf_signature_valid(
 
 
 def verify_leaf_signature(
-    suite: CipherSuite, leaf: LeafNode, group_id: bytes | None, leaf_index: int | None
+    suite: CipherSuite,
+    leaf: LeafNode,
+    group_id: bytes | None,
+    leaf_index: int | None,
+    encoded: bytes | None = None,
 ) -> None:
     """§7.3: raise `LeafNodeValidationError` unless the leaf's signature verifies."""
-    if not leaf_signature_valid(suite, leaf, group_id, leaf_index):
+    if not leaf_signature_valid(suite, leaf, group_id, leaf_index, encoded):
         raise LeafNodeValidationError(f"leaf {leaf_index}: signature does not verify")
 
 
@@ -138,7 +165,7 @@ def validate_tree_leaves(
     signature_keys: set[bytes] = set()
     encryption_keys: set[bytes] = set()
     for index, leaf in tree.members():
-        verify_leaf_signature(suite, leaf, group_id, index)
+        verify_leaf_signature(suite, leaf, group_id, index, tree.encoded(2 * index))
         check_own_fields(leaf, required, now)
         in_use.add(leaf.credential.credential_type)
         offered = set(leaf.capabilities.credentials)

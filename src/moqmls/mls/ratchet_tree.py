@@ -13,18 +13,15 @@ import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 
 from moqmls.mls import tree_math as tm
+from moqmls.mls.codec import Reader, encode_varint, guard_decode
 from moqmls.mls.crypto import CipherSuite
-from moqmls.mls.errors import ParentHashError, TreeError
+from moqmls.mls.errors import InvalidOptionalError, ParentHashError, TreeError
 from moqmls.mls.structs import (
     LeafNode,
-    LeafNodeHashInput,
     Node,
     NodeType,
     ParentHashInput,
     ParentNode,
-    ParentNodeHashInput,
-    TreeHashInput,
-    decode_ratchet_tree,
     encode_ratchet_tree,
 )
 
@@ -34,14 +31,23 @@ TreeNode = LeafNode | ParentNode | None
 class RatchetTree:
     """The public ratchet tree of one epoch, with cached tree hashes and resolutions."""
 
-    __slots__ = ("_hashes", "_n_leaves", "_nodes", "_res", "suite")
+    __slots__ = ("_hashes", "_n_leaves", "_nodes", "_raw", "_res", "suite")
 
-    def __init__(self, suite: CipherSuite, nodes: list[TreeNode], n_leaves: int) -> None:
+    def __init__(
+        self,
+        suite: CipherSuite,
+        nodes: list[TreeNode],
+        n_leaves: int,
+        raw: list[bytes | None] | None = None,
+    ) -> None:
         self.suite = suite
         self._nodes = nodes
         self._n_leaves = n_leaves
         self._hashes: list[bytes | None] = [None] * len(nodes)
         self._res: list[tuple[int, ...] | None] = [None] * len(nodes)
+        # Each node's encoding: kept from the wire on decode, so joining hashes and verifies
+        # 1000 leaves without re-encoding them (DESIGN.md "Cost model").
+        self._raw: list[bytes | None] = raw if raw is not None else [None] * len(nodes)
 
     # ------------------------------------------------------------------ construction / export
 
@@ -51,8 +57,16 @@ class RatchetTree:
         return cls(suite, [leaf], 1)
 
     @classmethod
-    def from_nodes(cls, suite: CipherSuite, nodes: Sequence[Node | None]) -> RatchetTree:
-        """§12.4.3.3: a tree from the ``ratchet_tree`` extension; checks shape and node types."""
+    def from_nodes(
+        cls,
+        suite: CipherSuite,
+        nodes: Sequence[Node | None],
+        raw: Sequence[bytes | None] | None = None,
+    ) -> RatchetTree:
+        """§12.4.3.3: a tree from the ``ratchet_tree`` extension; checks shape and node types.
+
+        ``raw`` optionally gives each node value's encoding as received (see `decode`).
+        """
         if not nodes:
             raise TreeError("empty ratchet tree")
         if nodes[-1] is None:
@@ -72,14 +86,18 @@ class RatchetTree:
                 if node.node_type != NodeType.PARENT or node.parent_node is None:
                     raise TreeError(f"node {x} is a parent position holding a leaf node")
                 flat[x] = node.parent_node
-        tree = cls(suite, flat, n_leaves)
+        encodings: list[bytes | None] = [None] * len(flat)
+        if raw is not None:
+            encodings[: len(raw)] = raw
+        tree = cls(suite, flat, n_leaves, encodings)
         tree._check_unmerged_ranges()
         return tree
 
     @classmethod
     def decode(cls, suite: CipherSuite, data: bytes) -> RatchetTree:
         """§12.4.3.3: parse ``optional<Node> ratchet_tree<V>`` bytes into a tree."""
-        return cls.from_nodes(suite, decode_ratchet_tree(data))
+        nodes, raw = guard_decode(lambda: _decode_with_spans(data))
+        return cls.from_nodes(suite, nodes, raw)
 
     def to_nodes(self) -> tuple[Node | None, ...]:
         """§12.4.3.3: the ``ratchet_tree`` array, without trailing blank nodes."""
@@ -100,6 +118,7 @@ class RatchetTree:
         twin._n_leaves = self._n_leaves
         twin._hashes = self._hashes.copy()
         twin._res = self._res.copy()
+        twin._raw = self._raw.copy()
         return twin
 
     # ------------------------------------------------------------------ reading
@@ -182,6 +201,16 @@ class RatchetTree:
         cop = tm.copath(x, self._n_leaves)
         return tuple(p for p, c in zip(path, cop, strict=True) if self.resolution(c))
 
+    def encoded(self, x: int) -> bytes:
+        """The encoding of the (non-blank) value at node ``x``, cached."""
+        raw = self._raw[x]
+        if raw is None:
+            node = self.node(x)
+            if node is None:
+                raise TreeError(f"node {x} is blank")
+            raw = self._raw[x] = node.encode()
+        return raw
+
     # ------------------------------------------------------------------ §7.8 tree hash
 
     def tree_hash(self, x: int | None = None) -> bytes:
@@ -191,12 +220,12 @@ class RatchetTree:
         cached = self._hashes[x]
         if cached is not None:
             return cached
-        node = self._nodes[x]
+        raw = None if self._nodes[x] is None else self.encoded(x)
         if tm.is_leaf(x):
-            digest = self.suite.hash(_leaf_hash_input(x >> 1, node))  # type: ignore[arg-type]
+            digest = self.suite.hash(_leaf_hash_input(x >> 1, raw))
         else:
             left, right = self.tree_hash(tm.left(x)), self.tree_hash(tm.right(x))
-            digest = self.suite.hash(_parent_hash_input(node, left, right))  # type: ignore[arg-type]
+            digest = self.suite.hash(_parent_hash_input(raw, left, right))
         self._hashes[x] = digest
         return digest
 
@@ -233,12 +262,13 @@ class RatchetTree:
         if tm.is_leaf(x):
             return self.suite.hash(_leaf_hash_input(x >> 1, None))
         node = self._nodes[x]
+        raw = None
         if isinstance(node, ParentNode):
             kept = tuple(u for u in node.unmerged_leaves if u not in inside)
-            node = dataclasses.replace(node, unmerged_leaves=kept)
+            raw = dataclasses.replace(node, unmerged_leaves=kept).encode()
         left = self._hash_without(tm.left(x), inside)
         right = self._hash_without(tm.right(x), inside)
-        return self.suite.hash(_parent_hash_input(node, left, right))  # type: ignore[arg-type]
+        return self.suite.hash(_parent_hash_input(raw, left, right))
 
     def verify_parent_hashes(self) -> None:
         """§7.9.2: every non-blank parent node is parent-hash valid (checked top down)."""
@@ -328,6 +358,7 @@ class RatchetTree:
         if value is not None and isinstance(value, LeafNode) != tm.is_leaf(x):
             raise TreeError(f"node {x} cannot hold a {type(value).__name__}")
         self._nodes[x] = value
+        self._raw[x] = None
         self._invalidate(x)
 
     def set_leaf(self, leaf_index: int, leaf: LeafNode | None) -> None:
@@ -340,6 +371,7 @@ class RatchetTree:
         self._check_leaf(leaf_index)
         for p in tm.direct_path(2 * leaf_index, self._n_leaves):
             self._nodes[p] = None
+            self._raw[p] = None
         self._invalidate(2 * leaf_index)
 
     def _extend(self) -> None:
@@ -348,6 +380,7 @@ class RatchetTree:
         self._nodes.extend([None] * grow)
         self._hashes.extend([None] * grow)
         self._res.extend([None] * grow)
+        self._raw.extend([None] * grow)
         self._n_leaves *= 2
 
     def _truncate(self) -> None:
@@ -360,6 +393,7 @@ class RatchetTree:
             del self._nodes[keep:]
             del self._hashes[keep:]
             del self._res[keep:]
+            del self._raw[keep:]
             self._n_leaves = half
 
     def add_leaf(self, leaf: LeafNode) -> int:
@@ -371,11 +405,13 @@ class RatchetTree:
             self._extend()
         x = 2 * index
         self._nodes[x] = leaf
+        self._raw[x] = None
         for p in tm.direct_path(x, self._n_leaves):
             node = self._nodes[p]
             if isinstance(node, ParentNode):
                 merged = tuple(sorted((*node.unmerged_leaves, index)))
                 self._nodes[p] = dataclasses.replace(node, unmerged_leaves=merged)
+                self._raw[p] = None
         self._invalidate(x)
         return index
 
@@ -408,13 +444,46 @@ def _as_node(value: TreeNode) -> Node | None:
     return Node.parent(value)
 
 
-def _leaf_hash_input(leaf_index: int, leaf: LeafNode | None) -> bytes:
-    """§7.8: TreeHashInput of a leaf."""
-    value = LeafNodeHashInput(leaf_index, leaf)
-    return TreeHashInput(NodeType.LEAF, leaf_node=value).encode()
+# TreeHashInput is framed by hand around the cached node encodings: building the structs
+# (LeafNodeHashInput, ParentNodeHashInput) would re-encode every node; the tests check both agree.
 
 
-def _parent_hash_input(node: ParentNode | None, left: bytes, right: bytes) -> bytes:
-    """§7.8: TreeHashInput of a parent node."""
-    value = ParentNodeHashInput(node, left, right)
-    return TreeHashInput(NodeType.PARENT, parent_node=value).encode()
+def _leaf_hash_input(leaf_index: int, leaf: bytes | None) -> bytes:
+    """§7.8: TreeHashInput{leaf, LeafNodeHashInput{leaf_index, optional<LeafNode>}}."""
+    head = b"\x01" + leaf_index.to_bytes(4, "big")
+    return head + b"\x00" if leaf is None else head + b"\x01" + leaf
+
+
+def _parent_hash_input(node: bytes | None, left: bytes, right: bytes) -> bytes:
+    """§7.8: TreeHashInput{parent, ParentNodeHashInput{optional<ParentNode>, left, right}}."""
+    body = b"\x02\x00" if node is None else b"\x02\x01" + node
+    return body + encode_varint(len(left)) + left + encode_varint(len(right)) + right
+
+
+def _decode_with_spans(data: bytes) -> tuple[list[Node | None], list[bytes | None]]:
+    """§12.4.3.3: decode ``optional<Node> ratchet_tree<V>`` keeping each node value's bytes.
+
+    The same layout as `moqmls.mls.structs.RATCHET_TREE`, read through the public `Reader`
+    so that the span of every LeafNode/ParentNode is known.
+    """
+    outer = Reader(data)
+    length = outer.varint()
+    start = len(data) - outer.remaining
+    outer.read(length)
+    outer.finish()
+    end = start + length
+    r = Reader(data, start, end)
+    nodes: list[Node | None] = []
+    raw: list[bytes | None] = []
+    while not r.at_end():
+        present = r.uint(1)
+        if present == 0:
+            nodes.append(None)
+            raw.append(None)
+            continue
+        if present != 1:
+            raise InvalidOptionalError(f"optional presence octet {present}")
+        value_start = end - r.remaining + 1  # after the node_type octet
+        nodes.append(Node.read_from(r))
+        raw.append(data[value_start : end - r.remaining])
+    return nodes, raw
