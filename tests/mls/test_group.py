@@ -1,0 +1,212 @@
+"""The group state machine (RFC 9420 §11, §12, §14; SelfRemove from the MLS extensions draft)
+among in-memory members: lifecycle, commit staging, replay, removal, persistence."""
+
+from __future__ import annotations
+
+import pytest
+
+from moqmls.mls.errors import (
+    GroupStateError,
+    MLSError,
+    ProposalError,
+    SecretReuseError,
+    WelcomeError,
+)
+from moqmls.mls.group import (
+    ApplicationMessage,
+    CommitProcessed,
+    Group,
+    ProposalReceived,
+    message_epoch,
+)
+from moqmls.mls.key_package import make_key_package
+from moqmls.mls.structs import ProposalType, WireFormat
+
+
+def _group_of(names: list[bytes], **options: object) -> list[Group]:
+    """A group built by its first member adding the others one commit at a time."""
+    _, creator_priv = make_key_package(names[0])
+    first = Group.create(creator_priv, group_id=b"test-group", **options)  # type: ignore[arg-type]
+    groups = [first]
+    for name in names[1:]:
+        kp, priv = make_key_package(name)
+        pending = first.commit(adds=[kp])
+        first.merge_pending(pending)
+        for other in groups[1:]:
+            other.process(pending.commit)
+        assert pending.welcome is not None
+        groups.append(Group.join_from_welcome(pending.welcome, priv))
+    return groups
+
+
+def _agree(groups: list[Group]) -> None:
+    first = groups[0]
+    for g in groups[1:]:
+        assert g.epoch == first.epoch
+        assert g.epoch_authenticator == first.epoch_authenticator
+        assert g.export_secret(b"test", b"ctx", 32) == first.export_secret(b"test", b"ctx", 32)
+        assert g.members == first.members
+
+
+def test_create_add_and_join_agree() -> None:
+    groups = _group_of([b"alice", b"bob", b"carol"])
+    _agree(groups)
+    assert groups[0].epoch == 2
+    assert [m.identity for m in groups[0].members] == [b"alice", b"bob", b"carol"]
+    assert [g.own_leaf_index for g in groups] == [0, 1, 2]
+
+
+def test_application_message_decrypts_once() -> None:
+    alice, bob = _group_of([b"alice", b"bob"])
+    ciphertext = alice.protect(b"hello", b"aad")
+    event = bob.process(ciphertext)
+    assert event == ApplicationMessage(0, b"hello", b"aad")
+    before = bob.to_bytes()
+    with pytest.raises(SecretReuseError):
+        bob.process(ciphertext)
+    assert bob.to_bytes() == before
+
+
+def test_commit_without_merge_changes_nothing() -> None:
+    alice, bob = _group_of([b"alice", b"bob"], handshake_wire_format=WireFormat.MLS_PUBLIC_MESSAGE)
+    kp, _ = make_key_package(b"carol")
+    before = alice.to_bytes()
+    pending = alice.commit(adds=[kp])
+    assert pending.welcome is not None
+    assert alice.to_bytes() == before
+    # The lost commit is dropped; a new one from the other member goes through.
+    other = bob.commit(force_path=True)
+    bob.merge_pending(other)
+    alice.process(other.commit)
+    _agree([alice, bob])
+    with pytest.raises(GroupStateError):
+        alice.merge_pending(pending)
+
+
+def test_private_commit_not_merged_keeps_epoch_state() -> None:
+    alice, bob = _group_of([b"alice", b"bob"])
+    epoch, auth, members = alice.epoch, alice.epoch_authenticator, alice.members
+    alice.commit(force_path=True)
+    assert (alice.epoch, alice.epoch_authenticator, alice.members) == (epoch, auth, members)
+    pending = alice.commit(force_path=True)
+    alice.merge_pending(pending)
+    bob.process(pending.commit)
+    _agree([alice, bob])
+
+
+def test_update_remove_and_self_remove() -> None:
+    alice, bob, carol, dave = _group_of([b"alice", b"bob", b"carol", b"dave"])
+    update = carol.propose_update()
+    for g in (alice, bob, dave):
+        event = g.process(update)
+        assert isinstance(event, ProposalReceived) and event.proposal_type == ProposalType.UPDATE
+    pending = alice.commit(removes=[1])
+    alice.merge_pending(pending)
+    events = [g.process(pending.commit) for g in (carol, dave)]
+    assert all(isinstance(e, CommitProcessed) and e.updated == (2,) for e in events)
+    removed = bob.process(pending.commit)
+    assert isinstance(removed, CommitProcessed) and removed.removed_self and not bob.active
+    _agree([alice, carol, dave])
+    leave = dave.propose_self_remove()
+    assert message_epoch(leave) == alice.epoch
+    for g in (alice, carol):
+        event = g.process(leave)
+        assert isinstance(event, ProposalReceived) and event.target == 3
+    pending = carol.commit()
+    carol.merge_pending(pending)
+    alice.process(pending.commit)
+    gone = dave.process(pending.commit)
+    assert isinstance(gone, CommitProcessed) and gone.removed_self
+    _agree([alice, carol])
+    assert [m.identity for m in alice.members] == [b"alice", b"carol"]
+    with pytest.raises(GroupStateError):
+        bob.process(alice.protect(b"after removal"))
+
+
+def test_removed_member_cannot_read_later_epochs() -> None:
+    alice, bob, carol = _group_of([b"alice", b"bob", b"carol"])
+    pending = alice.commit(removes=[2])
+    alice.merge_pending(pending)
+    bob.process(pending.commit)
+    # carol never saw her removal: she is a whole epoch behind and cannot catch up.
+    before = carol.to_bytes()
+    with pytest.raises(MLSError):
+        carol.process(alice.protect(b"secret"))
+    later = bob.commit(force_path=True)
+    bob.merge_pending(later)
+    with pytest.raises(MLSError):
+        carol.process(later.commit)
+    assert carol.to_bytes() == before
+
+
+def test_own_proposal_cannot_be_committed_by_self_and_is_skipped() -> None:
+    alice, bob = _group_of([b"alice", b"bob"])
+    alice.propose_update()
+    pending = alice.commit()  # our own Update is never included; a path replaces it
+    alice.merge_pending(pending)
+    event = bob.process(pending.commit)
+    assert isinstance(event, CommitProcessed) and event.updated == ()
+    _agree([alice, bob])
+
+
+def test_remove_of_non_member_is_rejected() -> None:
+    alice, _bob = _group_of([b"alice", b"bob"])
+    with pytest.raises(ProposalError):
+        alice.propose_remove(5)
+    with pytest.raises(MLSError):
+        alice.commit(removes=[5])
+
+
+def test_welcome_without_tree_needs_it_separately() -> None:
+    alice = _group_of([b"alice"], ratchet_tree_in_welcome=False)[0]
+    kp, priv = make_key_package(b"bob")
+    pending = alice.commit(adds=[kp])
+    alice.merge_pending(pending)
+    assert pending.welcome is not None
+    with pytest.raises(WelcomeError):
+        Group.join_from_welcome(pending.welcome, priv)
+    bob = Group.join_from_welcome(pending.welcome, priv, alice.ratchet_tree())
+    _agree([alice, bob])
+
+
+def test_welcome_for_someone_else_is_rejected() -> None:
+    alice = _group_of([b"alice"])[0]
+    kp, _ = make_key_package(b"bob")
+    _, other_priv = make_key_package(b"eve")
+    pending = alice.commit(adds=[kp])
+    assert pending.welcome is not None
+    with pytest.raises(WelcomeError):
+        Group.join_from_welcome(pending.welcome, other_priv)
+
+
+def test_save_and_restore() -> None:
+    alice, bob = _group_of([b"alice", b"bob"])
+    bob.process(alice.protect(b"one"))
+    bob.process(alice.propose_update())
+    restored = Group.from_bytes(bob.to_bytes())
+    assert restored.to_bytes() == bob.to_bytes()
+    assert restored.process(alice.protect(b"two")) == ApplicationMessage(0, b"two", b"")
+    pending = restored.commit()  # commits alice's cached Update by reference
+    restored.merge_pending(pending)
+    event = alice.process(pending.commit)
+    assert isinstance(event, CommitProcessed) and event.updated == (0,)
+    _agree([alice, restored])
+
+
+def test_restore_rejects_garbage() -> None:
+    alice = _group_of([b"alice"])[0]
+    data = alice.to_bytes()
+    for bad in (b"", data[:-1], data + b"\0", b"\xff" * 40):
+        with pytest.raises(MLSError):
+            Group.from_bytes(bad)
+
+
+def test_echoed_own_messages_are_rejected() -> None:
+    alice, bob = _group_of([b"alice", b"bob"], handshake_wire_format=WireFormat.MLS_PUBLIC_MESSAGE)
+    pending = alice.commit(force_path=True)
+    with pytest.raises(GroupStateError):
+        alice.process(pending.commit)
+    proposal = alice.propose_remove(1)
+    with pytest.raises(GroupStateError):
+        alice.process(proposal)
+    del bob
