@@ -1,1 +1,65 @@
-"""MoQ Transport (draft-ietf-moq-transport-18, and -22): sans-I/O core, aioquic adapter, relay."""
+"""MoQ Transport (draft-ietf-moq-transport-18, ALPN ``moqt-18``): sans-I/O core, aioquic
+adapter, client API and caching relay.
+
+Layout: ``codec``/``messages``/``objects`` (wire formats, data-driven from the per-draft
+tables in ``profile``), ``session`` (the sans-I/O state machine), ``quic`` (aioquic
+adapter), ``client`` (the application API), ``cache`` and ``relay``.
+
+Usage::
+
+    from moqmls.moqt import Location, connect
+
+    client = await connect("moqt://127.0.0.1:4443", verify=False)
+
+    # publish a track (PUBLISH) and write objects: group, object id, payload, properties
+    kp = await client.publish(("group-1", "keypackage"), "alice")
+    await kp.write(0, 0, b"<KeyPackage>", {0x38: 1})
+
+    # every track under a namespace prefix (SUBSCRIBE_TRACKS, or the SUBSCRIBE_NAMESPACE
+    # fallback), as an async iterator of MoQTObject
+    stream = await client.subscribe_tracks(("group-1", "keypackage"))
+    # fill in what was published before we subscribed; duplicates are dropped
+    await stream.fetch(("group-1", "keypackage"), "bob", Location(0, 0), Location(0, 0))
+    async for obj in stream:
+        print(obj.namespace, obj.track_name, obj.group_id, obj.object_id,
+              obj.properties, obj.payload)
+
+    # an absolute range of one track (End Location = last object + 1, or (g, 0) = group g)
+    commits = await client.fetch(("group-1", "commit"), "bob", (5, 0), (5, 0))
+    await client.close()
+"""
+
+from moqmls.moqt.cache import RetentionRule
+from moqmls.moqt.client import MoQTClient, MoQTObject, ObjectStream, TrackPublisher, connect
+from moqmls.moqt.codec import Location
+from moqmls.moqt.errors import (
+    MoQTError,
+    ProtocolViolation,
+    RequestCancelledError,
+    RequestError,
+    SessionClosedError,
+)
+from moqmls.moqt.profile import DRAFT_18, PROFILES, Profile
+from moqmls.moqt.relay import Relay, RelayConfig
+from moqmls.moqt.session import MoQTSession
+
+__all__ = [
+    "DRAFT_18",
+    "PROFILES",
+    "Location",
+    "MoQTClient",
+    "MoQTError",
+    "MoQTObject",
+    "MoQTSession",
+    "ObjectStream",
+    "Profile",
+    "ProtocolViolation",
+    "Relay",
+    "RelayConfig",
+    "RequestCancelledError",
+    "RequestError",
+    "RetentionRule",
+    "SessionClosedError",
+    "TrackPublisher",
+    "connect",
+]

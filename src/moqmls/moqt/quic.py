@@ -67,8 +67,12 @@ def self_signed_certificate(
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
     now = datetime.datetime.now(datetime.UTC)
-    alt: list[x509.GeneralName] = [x509.DNSName(host), x509.DNSName("localhost")]
+    alt: list[x509.GeneralName] = [x509.DNSName("localhost")]
     alt.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    if _is_ip(host) and host != "127.0.0.1":
+        alt.append(x509.IPAddress(ipaddress.ip_address(host)))
+    elif not _is_ip(host) and host != "localhost":
+        alt.append(x509.DNSName(host))
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
