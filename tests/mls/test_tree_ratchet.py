@@ -15,6 +15,7 @@ from moqmls.mls.structs import (
     NodeType,
     ParentNodeHashInput,
     TreeHashInput,
+    encode_ratchet_tree,
 )
 from tests.mls.test_tree_support import SUITE, fake_leaf, fake_parent, tree_of
 
@@ -202,6 +203,7 @@ def test_cached_hashes_match_a_fresh_computation(ops: list[tuple[str, int]]) -> 
             tree.update_leaf(members[arg % len(members)], fake_leaf(f"u{counter}"))
         tree.tree_hash()  # fill the caches so later operations must invalidate them
     assert tree.tree_hash() == naive_tree_hash(tree, tree.root)
+    assert tree.encode() == encode_ratchet_tree(tree.to_nodes())
     fresh = RatchetTree.decode(SUITE, tree.encode())
     assert fresh.all_tree_hashes() == tree.all_tree_hashes()
     assert [fresh.resolution(x) for x in range(fresh.width)] == [

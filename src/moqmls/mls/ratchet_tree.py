@@ -22,7 +22,6 @@ from moqmls.mls.structs import (
     NodeType,
     ParentHashInput,
     ParentNode,
-    encode_ratchet_tree,
 )
 
 TreeNode = LeafNode | ParentNode | None
@@ -107,8 +106,23 @@ class RatchetTree:
         return tuple(_as_node(n) for n in self._nodes[:end])
 
     def encode(self) -> bytes:
-        """§12.4.3.3: the ``ratchet_tree`` extension data."""
-        return encode_ratchet_tree(self.to_nodes())
+        """§12.4.3.3: the ``ratchet_tree`` extension data (``optional<Node> ratchet_tree<V>``).
+
+        Framed by hand around the cached node encodings, so a GroupInfo for a 1000-member
+        group does not re-encode 1000 leaves; the tests check it against `encode_ratchet_tree`.
+        """
+        end = len(self._nodes)
+        while end > 0 and self._nodes[end - 1] is None:
+            end -= 1
+        parts: list[bytes] = []
+        for x in range(end):
+            if self._nodes[x] is None:
+                parts.append(b"\x00")
+            else:
+                parts.append(b"\x01\x02" if x & 1 else b"\x01\x01")
+                parts.append(self.encoded(x))
+        body = b"".join(parts)
+        return encode_varint(len(body)) + body
 
     def copy(self) -> RatchetTree:
         """An independent tree sharing the (immutable) nodes and the valid cache entries."""
