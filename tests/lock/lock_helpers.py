@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import random
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from moqmls.lock import (
@@ -40,13 +42,14 @@ async def race_epochs(
     epochs: int,
     ttl_ms: int = 2000,
     log: RaceLog | None = None,
+    stop: asyncio.Event | None = None,
 ) -> RaceLog:
     """Each client races to commit `group` (which must exist) up to epoch `epochs`."""
     log = RaceLog() if log is None else log
 
     async def racer(client: LockClient, holder: str) -> None:
         epoch = 0
-        while epoch < epochs:
+        while epoch < epochs and not (stop is not None and stop.is_set()):
             got = await client.lock(group, epoch, holder, ttl_ms=ttl_ms)
             if isinstance(got, Stale):
                 epoch = got.epoch
@@ -101,3 +104,37 @@ def assert_create_race(answers: list[object]) -> None:
     others = [a for a in answers if not isinstance(a, Create)]
     assert all(isinstance(a, Join | Locked) for a in others)
     assert all(a.epoch == 0 for a in others if isinstance(a, Join))
+
+
+@contextlib.asynccontextmanager
+async def response_dropping_proxy(target: str, drops: int) -> AsyncIterator[str]:
+    """A TCP proxy that forwards the first `drops` requests but never returns their answers."""
+    host, port = target.removeprefix("http://").rsplit(":", 1)
+    remaining = [drops]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        drop = remaining[0] > 0
+        remaining[0] -= 1
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+
+        upstream = asyncio.create_task(pump(reader, up_writer))
+        if drop:
+            await up_reader.read(65536)  # the answer arrived: the request took effect
+            upstream.cancel()
+        else:
+            await pump(up_reader, writer)
+            upstream.cancel()
+        for w in (writer, up_writer):
+            w.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()

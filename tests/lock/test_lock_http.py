@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-from collections.abc import AsyncIterator
 
 import aiohttp
 
@@ -17,7 +15,7 @@ from moqmls.lock import (
     Locked,
     UnavailableError,
 )
-from tests.lock.lock_helpers import create_group
+from tests.lock.lock_helpers import create_group, response_dropping_proxy
 
 
 def sha(data: bytes) -> str:
@@ -77,40 +75,6 @@ async def test_release_frees_the_epoch(client: LockClient) -> None:
     await client.release(first.token)
     await client.release(first.token)
     assert isinstance(await client.lock("g", 0, "b"), Acquired)
-
-
-@contextlib.asynccontextmanager
-async def response_dropping_proxy(target: str, drops: int) -> AsyncIterator[str]:
-    """A TCP proxy that forwards the first `drops` requests but never returns their answers."""
-    host, port = target.removeprefix("http://").rsplit(":", 1)
-    remaining = [drops]
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(host, int(port))
-        drop = remaining[0] > 0
-        remaining[0] -= 1
-
-        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(ConnectionError):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-
-        upstream = asyncio.create_task(pump(reader, up_writer))
-        if drop:
-            await up_reader.read(65536)  # the answer arrived: the request took effect
-            upstream.cancel()
-        else:
-            await pump(up_reader, writer)
-            upstream.cancel()
-        for w in (writer, up_writer):
-            w.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    finally:
-        server.close()
 
 
 async def test_unknown_lock_outcome_settled_by_request_id(url: str, client: LockClient) -> None:

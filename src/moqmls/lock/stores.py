@@ -16,4 +16,8 @@ def open_store(spec: str, options: StoreOptions | None = None) -> Store:
         from moqmls.lock.sqlite import SQLiteStore
 
         return SQLiteStore(spec[len("sqlite:") :], options)
+    if spec.startswith("etcd://"):
+        from moqmls.lock.etcd import EtcdStore, parse_endpoints
+
+        return EtcdStore(parse_endpoints(spec[len("etcd://") :]), options)
     raise ValueError(f"unknown store {spec!r}; expected {STORE_HELP}")
