@@ -60,7 +60,14 @@ _ECDSA_HASH: Final[dict[str, type[hashes.HashAlgorithm]]] = {
 
 def _opaque(data: bytes) -> bytes:
     """``opaque data<V>`` (RFC 9420 §2.1.2)."""
-    return encode_varint(len(data)) + data
+    n = len(data)
+    return (bytes((n,)) if n < 0x40 else encode_varint(n)) + data
+
+
+@lru_cache(maxsize=256)
+def _kdf_label_head(length: int, label: bytes) -> bytes:
+    """The fixed start of KDFLabel (§8): ``uint16 length`` and ``"MLS 1.0 " + label``."""
+    return length.to_bytes(2, "big") + _opaque(MLS_LABEL_PREFIX + label)
 
 
 _LIB_KEMS: Final = {
@@ -179,7 +186,9 @@ class CipherSuite:
 
     def expand_with_label(self, secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
         """ExpandWithLabel (RFC 9420 §8): KDFLabel {length, "MLS 1.0 " + label, context}."""
-        kdf_label = length.to_bytes(2, "big") + _opaque(MLS_LABEL_PREFIX + label) + _opaque(context)
+        kdf_label = _kdf_label_head(length, label) + _opaque(context)
+        if length <= self.hash_len:  # one HKDF-Expand block: T(1) = HMAC(PRK, info || 0x01)
+            return hmac.digest(secret, kdf_label + b"\x01", self.hash_name)[:length]
         return self._kdf.expand(secret, kdf_label, length)
 
     def derive_secret(self, secret: bytes, label: bytes) -> bytes:
