@@ -193,6 +193,19 @@ def test_ids_out_of_range(ids: dict[str, int]) -> None:
         k.unprotect(sealed)
 
 
+def test_immutable_properties_travel_sorted_by_type() -> None:
+    """MoQT's delta-coded Key-Value-Pairs can only carry ascending types; the AAD uses the
+    order the receiver will see. The draft's vectors (Key ID 0x2, then 0x4) agree."""
+    obj = dataclasses.replace(
+        OBJ, immutable_properties=(Property(9, b"a"), Property(1, b"b"), Property(9, b"c"))
+    )
+    sealed = keys(4).protect(obj)
+    assert [p.type for p in sealed.immutable_properties] == [1, 2, 9, 9]
+    assert [p.value for p in sealed.immutable_properties if p.type == 9] == [b"a", b"c"]
+    plain = keys(4).unprotect(sealed)
+    assert plain.immutable_properties == (Property(1, b"b"), Property(9, b"a"), Property(9, b"c"))
+
+
 @pytest.mark.parametrize("reserved", [2, 0x0A, 0x32])
 def test_caller_cannot_set_reserved_immutable_properties(reserved: int) -> None:
     with pytest.raises(BadPropertiesError):
@@ -277,5 +290,9 @@ def test_roundtrip_any_object(
 ) -> None:
     obj = PlainObject(group_id, object_id, payload, priority, immutable, encrypted, padding)
     sealed = keys(suite).protect(obj)
-    assert sealed.immutable_properties == (Property.key_id(7), *immutable)
-    assert keys(suite).unprotect(sealed) == obj
+    expected = sorted((Property.key_id(7), *immutable), key=lambda p: p.type)
+    assert list(sealed.immutable_properties) == expected
+    in_wire_order = tuple(sorted(immutable, key=lambda p: p.type))
+    assert keys(suite).unprotect(sealed) == dataclasses.replace(
+        obj, immutable_properties=in_wire_order
+    )

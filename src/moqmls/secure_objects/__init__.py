@@ -5,7 +5,8 @@ nonce (§3.6), AAD (§3.5), payload with Encrypted Properties List and Padding (
 cipher suites 0x0001-0x0005 (§7.2), whose AES-CTR-HMAC follows RFC 9605 §4.5.1 exactly.
 
 Objects are plain values: `PlainObject` (what the application sends and receives) and
-`SecureObject` (what travels: ids, immutable properties with the Key ID first, ciphertext).
+`SecureObject` (what travels: ids, immutable properties including the Key ID, sorted by
+type as MoQT carries them, and the ciphertext).
 A `KeyRing` holds the track_base_keys per (namespace, Key ID); per-track keys are derived once
 and cached. Nothing here reads a clock: pass ``now`` (seconds, monotonic).
 

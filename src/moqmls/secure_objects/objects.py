@@ -42,12 +42,17 @@ from moqmls.secure_objects.suites import CipherSuite
 _RESERVED_IMMUTABLE = (KEY_ID_PROPERTY, ENCRYPTED_PROPERTIES_LIST, PADDING_PROPERTY)
 
 
+def _property_type(p: Property) -> int:
+    return p.type
+
+
 @dataclass(frozen=True, slots=True)
 class PlainObject:
     """An object as the application sees it, before protection or after unprotection.
 
     ``immutable_properties`` are end-to-end authenticated but readable by relays; they never
-    include the Key ID property, which protection adds. ``encrypted_properties`` and the
+    include the Key ID property, which protection adds (unprotect returns them sorted by type,
+    the order they travel in). ``encrypted_properties`` and the
     payload are encrypted. ``padding`` is the size of the Padding property (§4.3), 0 for none.
     """
 
@@ -62,8 +67,12 @@ class PlainObject:
 
 @dataclass(frozen=True, slots=True)
 class SecureObject:
-    """An object as it travels: ids and immutable properties (Key ID first) in the clear,
-    the payload replaced by the AEAD ciphertext (§3.8)."""
+    """An object as it travels: ids and immutable properties in the clear, the payload
+    replaced by the AEAD ciphertext (§3.8).
+
+    `TrackKeys.protect` lists the immutable properties sorted by type, the Key ID property
+    among them; unprotect authenticates them in the order given.
+    """
 
     group_id: int
     object_id: int
@@ -180,8 +189,10 @@ class TrackKeys:
             for p in extra:
                 if p.type in _RESERVED_IMMUTABLE:
                     raise BadPropertiesError(f"property type {p.type:#x} is not the caller's")
-            immutable = (self._key_id_property, *extra)
-            serialized = self._key_id_bytes + encode_properties(extra)
+            # Sorted by type: MoQT carries Key-Value-Pairs delta-coded, hence in this order,
+            # so the AAD the receiver rebuilds from the wire matches (sorted() is stable).
+            immutable = tuple(sorted((self._key_id_property, *extra), key=_property_type))
+            serialized = encode_properties(immutable)
         else:
             immutable = self._key_id_only
             serialized = self._key_id_bytes
