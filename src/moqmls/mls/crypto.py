@@ -83,15 +83,21 @@ _LIB_KDFS: Final = {
 }
 
 
-# -- key objects from raw bytes (cached: the same keys are used over and over) ------------
+# -- key objects from raw bytes ------------------------------------------------------------
+# Public keys are cached generously (every member's keys are used again at each commit).
+# Private-key caches stay small, since a cached secret outlives its deletion elsewhere until
+# evicted; `clear_private_key_caches` drops them at once (e.g. after an epoch change).
+
+_PUBLIC_CACHE: Final = 4096
+_PRIVATE_CACHE: Final = 64
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=_PRIVATE_CACHE)
 def _kem_private(kem_id: int, raw: bytes) -> DhPrivate:
     return KEMS[kem_id].load_private(raw)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=_PUBLIC_CACHE)
 def _kem_public(kem_id: int, raw: bytes) -> DhPublic:
     return KEMS[kem_id].load_public(raw)
 
@@ -125,7 +131,7 @@ def _sig_private_bytes(key: SigPrivate, scheme: str) -> bytes:
     return key.private_bytes_raw()
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=_PRIVATE_CACHE)
 def _sig_private(scheme: str, raw: bytes) -> SigPrivate:
     try:
         if scheme == "ed25519":
@@ -137,7 +143,7 @@ def _sig_private(scheme: str, raw: bytes) -> SigPrivate:
         raise InvalidKeyError(f"invalid {scheme} signature private key: {exc}") from exc
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=_PUBLIC_CACHE)
 def _sig_public(scheme: str, raw: bytes) -> SigPublic:
     try:
         if scheme == "ed25519":
@@ -349,14 +355,17 @@ class CipherSuite:
         return _own_suite(self.suite_id)
 
 
-@lru_cache(maxsize=4096)
+def clear_private_key_caches() -> None:
+    """Forget every cached private key object."""
+    _kem_private.cache_clear()
+    _sig_private.cache_clear()
+
+
 def _hpke_public_key(kem_id: int, enc_priv: bytes) -> bytes:
     return public_bytes(_kem_private(kem_id, enc_priv).public_key())
 
 
-@lru_cache(maxsize=1024)
 def _derive_key_pair(kem_id: int, ikm: bytes) -> tuple[bytes, bytes]:
-    """Cached: the same path secret is turned into a key pair by several callers."""
     kem = KEMS[kem_id]
     key = kem.derive_key_pair(ikm)
     return private_bytes(key, kem.n_sk), public_bytes(key.public_key())
