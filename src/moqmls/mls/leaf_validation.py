@@ -136,20 +136,21 @@ def validate_leaf_node(
         )
     verify_leaf_signature(suite, leaf, group_id, leaf_index)
     check_own_fields(leaf, required, now)
+    others = [member for index, member in tree.members() if index != replaces]
+    if source == LeafNodeSource.UPDATE and replaces is not None:
+        old = tree.leaf(replaces)
+        if old is not None and old.encryption_key == leaf.encryption_key:
+            raise LeafNodeValidationError("an Update must change the encryption key")
+    # Set operations rather than per-member branches: this runs for every Add at 1000 members.
     cred_type = leaf.credential.credential_type
-    for index, member in tree.members():
-        if index == replaces:
-            if source == LeafNodeSource.UPDATE and member.encryption_key == leaf.encryption_key:
-                raise LeafNodeValidationError("an Update must change the encryption key")
-            continue
-        if cred_type not in member.capabilities.credentials:
-            raise LeafNodeValidationError(f"member {index} does not support credential type")
-        if member.credential.credential_type not in leaf.capabilities.credentials:
-            raise LeafNodeValidationError(f"credential type of member {index} not supported")
-        if member.signature_key == leaf.signature_key:
-            raise LeafNodeValidationError(f"signature key already used by member {index}")
-        if member.encryption_key == leaf.encryption_key:
-            raise LeafNodeValidationError(f"encryption key already used by member {index}")
+    if not all(cred_type in m.capabilities.credentials for m in others):
+        raise LeafNodeValidationError("a member does not support the leaf's credential type")
+    if not {m.credential.credential_type for m in others} <= set(leaf.capabilities.credentials):
+        raise LeafNodeValidationError("the leaf does not support a member's credential type")
+    if leaf.signature_key in {m.signature_key for m in others}:
+        raise LeafNodeValidationError("signature key already used by another member")
+    if leaf.encryption_key in {m.encryption_key for m in others}:
+        raise LeafNodeValidationError("encryption key already used by another member")
 
 
 def validate_tree_leaves(

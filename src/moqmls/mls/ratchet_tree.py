@@ -187,8 +187,9 @@ class RatchetTree:
 
     def find_leaf(self, leaf: LeafNode) -> int | None:
         """The index of a leaf equal to ``leaf``, if any."""
+        key = leaf.encryption_key  # cheap pre-filter: dataclass equality is costly at 1000 leaves
         for i, member in self.members():
-            if member == leaf:
+            if member.encryption_key == key and member == leaf:
                 return i
         return None
 
@@ -412,10 +413,9 @@ class RatchetTree:
 
     def add_leaf(self, leaf: LeafNode) -> int:
         """§12.1.1: place ``leaf`` in the leftmost blank leaf (extending if none); its index."""
-        try:
-            index = self._nodes[0::2].index(None)
-        except ValueError:
-            index = self._n_leaves
+        # `is None` per slot: list.index(None) would call LeafNode.__eq__ on every member.
+        index = next((i for i, n in enumerate(self._nodes[0::2]) if n is None), self._n_leaves)
+        if index == self._n_leaves:
             self._extend()
         x = 2 * index
         self._nodes[x] = leaf
