@@ -217,7 +217,7 @@ class CipherSuite:
 
     def _aead(self, key: bytes) -> AeadCipher:
         if len(key) != self.aead_key_len:
-            raise DecryptionError(f"AEAD key of {len(key)} bytes, expected {self.aead_key_len}")
+            raise InvalidKeyError(f"AEAD key of {len(key)} bytes, expected {self.aead_key_len}")
         if self.aead_name == "aesgcm":
             return AESGCM(key)
         return ChaCha20Poly1305(key)
