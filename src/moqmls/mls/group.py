@@ -1407,6 +1407,9 @@ def _decode_state(data: bytes) -> Group:
         raise DecodeError("saved group state has the wrong number of epoch secrets")
     secrets = EpochSecrets(**dict(zip(_SECRET_FIELDS, saved.epoch_secrets, strict=True)))
     tree = guard_decode(lambda: RatchetTree.decode(suite, saved.ratchet_tree))
+    # Also warms the tree-hash cache, so the first commit after a restore is as fast as any.
+    if tree.tree_hash() != saved.context.tree_hash:
+        raise DecodeError("saved ratchet tree does not match the saved group context")
     private = PrivateTree(saved.own_leaf, {k.node: (k.public, k.private) for k in saved.node_keys})
     secret_tree = SecretTree(
         suite,
