@@ -159,6 +159,7 @@ class Member:
         self._status_inflight: set[int | None] = set()
         self._status_sent: dict[int | None, float] = {}
         self._fetch_inflight: set[int] = set()
+        self._fetch_failures: set[int] = set()
         self._join_epoch = 0
         self._welcome_tried: set[int] = set()
         self._provisional: list[_Provisional] = []
@@ -662,7 +663,15 @@ class Member:
             self._drop_unconfirmed(epoch, sent)
         winner = self._winners.get(epoch)
         if winner is not None and winner.commit_hash not in self._buffer.get(epoch, {}):
-            self._recover(epoch, winner)
+            stored = self._stored.get(epoch)
+            usable = stored is not None and commit_hash(stored) == winner.commit_hash
+            if stored is not None and usable and epoch in self._fetch_failures:
+                self.stats.recoveries_lock += 1
+                self._buffer.setdefault(epoch, {})[winner.commit_hash] = _Candidate(
+                    winner.committer, stored, now
+                )
+            else:
+                self._recover(epoch, winner)
         self._advance(now)
 
     def _drop_unconfirmed(self, epoch: int, sent: float) -> None:
@@ -717,7 +726,10 @@ class Member:
         else:
             payload = self._stored.get(epoch)
             if payload is None or commit_hash(payload) != winner.commit_hash:
-                self._log(f"commit of epoch {epoch} neither fetched nor stored", "warning")
+                self._log(f"commit of epoch {epoch} not fetched; asking the lock service")
+                self._fetch_failures.add(epoch)
+                self._status_inflight.discard(epoch)
+                self._query_status(epoch)
                 return
             self.stats.recoveries_lock += 1
         self._buffer.setdefault(epoch, {})[winner.commit_hash] = _Candidate(

@@ -135,5 +135,6 @@ class MoQTTransport:
         for pump in self._pumps.values():
             pump.cancel()
         self._watch.cancel()
+        self._queue.put_nowait(None)
         with contextlib.suppress(Exception):
             await self.client.close()
