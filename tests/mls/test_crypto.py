@@ -7,6 +7,7 @@ with `cryptography`'s own, and RFC 9180's published vector for DHKEM(X25519) hol
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 
@@ -281,3 +282,13 @@ def test_hpke_decryption_of_garbage_raises_only_mls_errors(kem_output: bytes, ct
         with pytest.raises(MLSError) as info:
             suite.decrypt_with_label(priv, b"l", b"", kem_output, ct)
         assert isinstance(info.value, CryptoError)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.sampled_from(SUITES), st.binary(max_size=140))
+def test_arbitrary_key_bytes_load_or_raise_invalid_key(suite: CipherSuite, raw: bytes) -> None:
+    """Key bytes from the network either load or raise `InvalidKeyError`, nothing else."""
+    with contextlib.suppress(InvalidKeyError):
+        suite.encrypt_with_label(raw, b"l", b"", b"m")
+    with contextlib.suppress(InvalidKeyError):
+        suite.verify_with_label(raw, b"l", b"c", b"\x00" * 64)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 import json
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from moqmls.mls.transcript import (
     confirmed_input,
     interim_transcript_hash,
     update_transcript,
+    verify_confirmation_tag,
 )
 
 VECTORS = json.loads(
@@ -49,7 +51,11 @@ def test_interim_depends_on_the_tag_and_tag_on_the_key() -> None:
     assert interim_transcript_hash(suite, confirmed, b"a") != interim_transcript_hash(
         suite, confirmed, b"b"
     )
-    assert confirmation_tag(suite, b"k1", confirmed) != confirmation_tag(suite, b"k2", confirmed)
+    tag = confirmation_tag(suite, b"k1", confirmed)
+    assert tag == hmac.digest(b"k1", confirmed, hashlib.sha256)
+    assert verify_confirmation_tag(suite, b"k1", confirmed, tag)
+    assert not verify_confirmation_tag(suite, b"k2", confirmed, tag)
+    assert not verify_confirmation_tag(suite, b"k1", confirmed, tag[:-1])
 
 
 def test_only_commits_with_a_tag_enter_the_transcript() -> None:

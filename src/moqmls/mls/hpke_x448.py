@@ -14,6 +14,7 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Final, Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -56,7 +57,7 @@ class Kdf:
 
     hash_name: str
 
-    @property
+    @cached_property
     def hash_len(self) -> int:
         return hashlib.new(self.hash_name).digest_size
 

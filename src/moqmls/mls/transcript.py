@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 
 from moqmls.mls.codec import encode_varint
@@ -37,6 +38,13 @@ def interim_transcript_hash(suite: CipherSuite, confirmed: bytes, confirmation_t
 def confirmation_tag(suite: CipherSuite, confirmation_key: bytes, confirmed: bytes) -> bytes:
     """confirmation_tag = MAC(confirmation_key, confirmed_transcript_hash) (§6.1)."""
     return suite.mac(confirmation_key, confirmed)
+
+
+def verify_confirmation_tag(
+    suite: CipherSuite, confirmation_key: bytes, confirmed: bytes, tag: bytes
+) -> bool:
+    """Whether ``tag`` is the confirmation tag of ``confirmed`` (§6.1), in constant time."""
+    return hmac.compare_digest(confirmation_tag(suite, confirmation_key, confirmed), tag)
 
 
 def confirmed_input(content: AuthenticatedContent) -> bytes:
