@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from moqmls.mls import tree_math as tm
-from moqmls.mls.errors import TreeError
+from moqmls.mls.errors import MLSError, TreeError
 from moqmls.mls.ratchet_tree import RatchetTree
 from moqmls.mls.structs import (
     LeafNodeHashInput,
@@ -220,3 +220,30 @@ def test_leaf_accessors_never_raise_for_out_of_range() -> None:
         tree.remove_leaf(2)
     assert tree.member_count() == 6
     assert tree.find_leaf(D) == 3 and tree.find_leaf(G) is None
+
+
+_VALID = tree_of(
+    {0: A, 2: B, 6: D, 3: fake_parent("X", (1,)), 9: fake_parent("Y"), 8: E}, 15
+).encode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_mutated_ratchet_trees_raise_only_mls_errors(data: st.DataObject) -> None:
+    raw = bytearray(_VALID)
+    for _ in range(data.draw(st.integers(1, 4))):
+        kind = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+        pos = data.draw(st.integers(0, max(0, len(raw) - 1)))
+        if kind == "flip" and raw:
+            raw[pos] ^= data.draw(st.integers(1, 255))
+        elif kind == "cut":
+            del raw[pos:]
+        else:
+            raw.insert(pos, data.draw(st.integers(0, 255)))
+    try:
+        tree = RatchetTree.decode(SUITE, bytes(raw))
+        tree.tree_hash()
+        tree.verify_structure()
+        tree.verify_parent_hashes()
+    except MLSError:
+        pass

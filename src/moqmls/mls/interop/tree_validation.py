@@ -7,7 +7,7 @@ from typing import Any
 
 from moqmls.mls.crypto import cipher_suite
 from moqmls.mls.interop import check_eq
-from moqmls.mls.leaf_validation import verify_leaf_signature
+from moqmls.mls.leaf_validation import validate_tree_leaves, verify_leaf_signature
 from moqmls.mls.ratchet_tree import RatchetTree
 
 
@@ -25,3 +25,4 @@ def run(case: dict[str, Any]) -> None:
     group_id = bytes.fromhex(case["group_id"])
     for index, leaf in tree.members():
         verify_leaf_signature(suite, leaf, group_id, index)
+    validate_tree_leaves(suite, tree, group_id)
