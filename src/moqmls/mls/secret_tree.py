@@ -111,7 +111,7 @@ class HashRatchet:
         secret = self.secret
         assert secret is not None
         for j in range(self.next_generation, generation):
-            if generation - j <= window:
+            if generation - j < window:  # older ones would be evicted below at once
                 self.skipped[j] = self._key_at(secret, j)
             secret = self._next_secret(secret, j)
         used = self._key_at(secret, generation)
