@@ -64,6 +64,8 @@ def decode_vi64(data: bytes, pos: int, end: int) -> tuple[int, int]:
     first = data[pos]
     if first < 0x80:
         return first, pos + 1
+    if first < 0xC0 and pos + 2 <= end:  # 2 bytes: payload lengths up to 16 kB
+        return (first & 0x3F) << 8 | data[pos + 1], pos + 2
     n = 9 - (first ^ 0xFF).bit_length()  # leading 1-bits + 1; 0xFF gives 9
     if pos + n > end:
         raise TruncatedError(f"{n}-byte vi64, {end - pos} byte(s) left")
