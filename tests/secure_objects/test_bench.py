@@ -30,5 +30,6 @@ def test_bench_objects_other_suites(suite: str) -> None:
     assert main(["bench", "objects", "--suite", suite, "--number", "5", "--rounds", "1"]) == 0
 
 
-def test_bench_objects_rejects_bad_counts() -> None:
+def test_bench_objects_rejects_bad_arguments() -> None:
     assert main(["bench", "objects", "--number", "0"]) == 2
+    assert main(["bench", "objects", "--suite", "6"]) == 2

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from moqmls.secure_objects import KeyRing, PlainObject, cipher_suite
+from moqmls.secure_objects import KeyRing, PlainObject, SecureObjectError, cipher_suite
 from moqmls.secure_objects.objects import SecureObject
 
 SIZES = (64, 1200, 10_000)
@@ -27,10 +27,15 @@ NAMESPACE = (b"bench-group", b"media")
 TRACK = b"camera"
 
 
+def _int_any_base(text: str) -> int:
+    """``4``, ``0x0004``: a cipher suite code point as typed."""
+    return int(text, 0)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--suite",
-        type=lambda text: int(text, 0),
+        type=_int_any_base,
         default=0x0004,
         help="Secure Objects cipher suite to measure (default 0x0004, AES_128_GCM_SHA256_128)",
     )
@@ -126,7 +131,11 @@ def _table(results: list[Result], suite: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    suite = cipher_suite(args.suite).value
+    try:
+        suite = cipher_suite(args.suite).value
+    except SecureObjectError as exc:
+        print(f"moqmls bench objects: {exc}")
+        return 2
     if args.number < 1 or args.rounds < 1:
         print("moqmls bench objects: --number and --rounds must be >= 1")
         return 2
