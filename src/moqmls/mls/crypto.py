@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Final
@@ -92,9 +93,25 @@ _PUBLIC_CACHE: Final = 4096
 _PRIVATE_CACHE: Final = 64
 
 
-@lru_cache(maxsize=_PRIVATE_CACHE)
+_kem_private_cache: OrderedDict[tuple[int, bytes], DhPrivate] = OrderedDict()
+
+
+def _remember_kem_private(kem_id: int, raw: bytes, key: DhPrivate) -> None:
+    """Keep a private key object (least recently used ones are evicted)."""
+    _kem_private_cache[(kem_id, raw)] = key
+    _kem_private_cache.move_to_end((kem_id, raw))
+    if len(_kem_private_cache) > _PRIVATE_CACHE:
+        _kem_private_cache.popitem(last=False)
+
+
 def _kem_private(kem_id: int, raw: bytes) -> DhPrivate:
-    return KEMS[kem_id].load_private(raw)
+    # A manual LRU, so that DeriveKeyPair can leave the object it built for the decryption
+    # that usually follows (loading an X448/P-521 key costs a scalar multiplication).
+    key = _kem_private_cache.get((kem_id, raw))
+    if key is None:
+        key = KEMS[kem_id].load_private(raw)
+    _remember_kem_private(kem_id, raw, key)
+    return key
 
 
 @lru_cache(maxsize=_PUBLIC_CACHE)
@@ -357,7 +374,7 @@ class CipherSuite:
 
 def clear_private_key_caches() -> None:
     """Forget every cached private key object."""
-    _kem_private.cache_clear()
+    _kem_private_cache.clear()
     _sig_private.cache_clear()
 
 
@@ -368,7 +385,9 @@ def _hpke_public_key(kem_id: int, enc_priv: bytes) -> bytes:
 def _derive_key_pair(kem_id: int, ikm: bytes) -> tuple[bytes, bytes]:
     kem = KEMS[kem_id]
     key = kem.derive_key_pair(ikm)
-    return private_bytes(key, kem.n_sk), public_bytes(key.public_key())
+    priv = private_bytes(key, kem.n_sk)
+    _remember_kem_private(kem_id, priv, key)
+    return priv, public_bytes(key.public_key())
 
 
 @cache
