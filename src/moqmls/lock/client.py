@@ -172,7 +172,11 @@ class LockClient:
 
     def _session_now(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout,
+                headers=self._headers,
+                cookie_jar=aiohttp.DummyCookieJar(),  # the service sets no cookies
+            )
         return self._session
 
     async def _call(

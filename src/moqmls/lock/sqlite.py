@@ -6,20 +6,24 @@ read, so decisions on one file are serialised across processes), with the server
 after the lock is held. The database is in WAL mode; epoch advances are committed with
 ``synchronous=FULL`` so a stored Commit survives even a crash of the machine (other
 writes use ``NORMAL``: a lease lost in a machine crash only costs a retry). Blocking
-sqlite3 calls run on one worker thread, off the event loop.
+sqlite3 calls run on one worker thread, off the event loop; requests that arrive while
+it works are decided together in the next transaction (group commit), each in arrival order
+and each seeing the writes of those before it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import astuple, fields
+from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from moqmls.lock.errors import UnavailableError
+from moqmls.lock.errors import LockError, UnavailableError
 from moqmls.lock.model import GroupHead, Lease, StoredEpoch
 from moqmls.lock.store import Decision, R, Snapshot, Store, StoreOptions
 
@@ -67,6 +71,26 @@ _HISTORY = (
 )
 
 
+@dataclass(frozen=True)
+class _Done:
+    """A decided request's answer."""
+
+    result: Any
+
+
+_Outcome = _Done | LockError
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A request waiting for the next batch."""
+
+    group: str
+    record_epoch: int | None
+    decide: Callable[[Snapshot], Decision[Any]]
+    future: asyncio.Future[_Outcome]
+
+
 class SQLiteStore(Store):
     """A database file; one worker thread owns this process's connection to it."""
 
@@ -83,6 +107,8 @@ class SQLiteStore(Store):
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
         self._synchronous = ""
+        self._pending: list[_Pending] = []
+        self._drainer: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -94,6 +120,9 @@ class SQLiteStore(Store):
 
     async def close(self) -> None:
         """Close the connection and stop the worker thread."""
+        if self._drainer is not None:
+            with contextlib.suppress(Exception):
+                await self._drainer
         if self._executor is not None:
             await self._run(self._close)
             self._executor.shutdown(wait=True)
@@ -165,25 +194,34 @@ class SQLiteStore(Store):
                 (group, decision.prune_below),
             )
 
-    def _transact_sync(
-        self, group: str, record_epoch: int | None, decide: Callable[[Snapshot], Decision[R]]
-    ) -> R:
+    def _run_batch(self, batch: list[_Pending]) -> list[_Outcome]:
+        """Decide a batch of requests in one transaction (group commit: one fsync for all)."""
         db = self._conn()
         # Only a complete of an epoch lease reads a record, and it is the one write a
-        # committer relies on: it alone waits for the fsync (the pragma is per connection
-        # and cannot change inside a transaction).
-        self._set_synchronous(db, "FULL" if record_epoch is not None else "NORMAL")
+        # committer relies on: a batch with one waits for the fsync (the pragma is per
+        # connection and cannot change inside a transaction).
+        durable = any(p.record_epoch is not None for p in batch)
+        self._set_synchronous(db, "FULL" if durable else "NORMAL")
+        outcomes: list[_Outcome] = []
         db.execute("BEGIN IMMEDIATE")
         try:
-            decision = decide(self._snapshot(db, group, record_epoch))
-            if decision.writes:
-                self._write(db, group, decision)
+            for pending in batch:
+                try:
+                    decision = pending.decide(
+                        self._snapshot(db, pending.group, pending.record_epoch)
+                    )
+                except LockError as exc:  # decisions raise before writing anything
+                    outcomes.append(exc)
+                    continue
+                if decision.writes:
+                    self._write(db, pending.group, decision)
+                outcomes.append(_Done(decision.result))
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
-        return decision.result
+        return outcomes
 
     def _set_synchronous(self, db: sqlite3.Connection, level: str) -> None:
         if self._synchronous != level:
@@ -193,7 +231,30 @@ class SQLiteStore(Store):
     async def _transact(
         self, group: str, record_epoch: int | None, decide: Callable[[Snapshot], Decision[R]]
     ) -> R:
-        return await self._run(lambda: self._transact_sync(group, record_epoch, decide))
+        future: asyncio.Future[_Outcome] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(group, record_epoch, decide, future))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
+        outcome = await future
+        if isinstance(outcome, LockError):
+            raise outcome
+        result: R = outcome.result
+        return result
+
+    async def _drain(self) -> None:
+        """Hand everything that queued up meanwhile to the worker thread as one batch."""
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                outcomes = await self._run(functools.partial(self._run_batch, batch))
+            except Exception as exc:
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
+                continue
+            for pending, outcome in zip(batch, outcomes, strict=True):
+                if not pending.future.done():
+                    pending.future.set_result(outcome)
 
     def _read_sync(
         self, group: str, record_epoch: int | None, history: bool

@@ -58,12 +58,16 @@ RESULTS: tuple[ResultWire, ...] = (
 )
 _BY_CLASS = {w.cls: w for w in RESULTS}
 _BY_NAME = {w.name: w for w in RESULTS}
+_FIELDS = {w.cls: tuple(f.name for f in dataclasses.fields(w.cls)) for w in RESULTS}
 
 
 def encode_result(result: Result) -> tuple[int, dict[str, Any]]:
     """A result's HTTP status and JSON body."""
     wire = _BY_CLASS[type(result)]
-    return wire.status, {"result": wire.name, **dataclasses.asdict(result)}
+    body: dict[str, Any] = {"result": wire.name}
+    for name in _FIELDS[wire.cls]:
+        body[name] = getattr(result, name)
+    return wire.status, body
 
 
 def _field_ok(value: object, annotation: str) -> bool:
