@@ -35,8 +35,7 @@ def group_of(*members: Member) -> RatchetTree:
 
 def resigned(member: Member, leaf: LeafNode, index: int | None = None) -> LeafNode:
     group_id = None if leaf.leaf_node_source == LeafNodeSource.KEY_PACKAGE else GROUP_ID
-    signature = sign_leaf_node(SUITE, leaf, member.sig_priv, group_id, index)
-    return dataclasses.replace(leaf, signature=signature)
+    return sign_leaf_node(SUITE, member.sig_priv, leaf, group_id, index)
 
 
 def check_key_package_leaf(tree: RatchetTree, leaf: LeafNode, **kw: object) -> None:

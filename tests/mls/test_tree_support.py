@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -90,8 +89,7 @@ def make_member(
         extensions,
         b"",
     )
-    signature = sign_leaf_node(suite, unsigned, sig_priv)
-    return Member(name, dataclasses.replace(unsigned, signature=signature), enc_priv, sig_priv)
+    return Member(name, sign_leaf_node(suite, sig_priv, unsigned), enc_priv, sig_priv)
 
 
 def context_for(epoch: int) -> Callable[[bytes], bytes]:

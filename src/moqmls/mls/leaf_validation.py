@@ -8,6 +8,7 @@ Credential validation beyond the credential type (§5.3.1) belongs to the applic
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 
 from moqmls.mls.codec import encode_varint
@@ -21,14 +22,15 @@ LEAF_NODE_TBS_LABEL = b"LeafNodeTBS"
 
 def sign_leaf_node(
     suite: CipherSuite,
+    signature_priv: bytes,
     leaf: LeafNode,
-    sig_priv: bytes,
     group_id: bytes | None = None,
     leaf_index: int | None = None,
-) -> bytes:
-    """§7.2: SignWithLabel(., "LeafNodeTBS", LeafNodeTBS) over ``leaf``'s fields."""
+) -> LeafNode:
+    """§7.2: ``leaf`` signed: SignWithLabel(., "LeafNodeTBS", LeafNodeTBS)."""
     tbs = leaf.tbs(group_id, leaf_index).encode()
-    return suite.sign_with_label(sig_priv, LEAF_NODE_TBS_LABEL, tbs)
+    signature = suite.sign_with_label(signature_priv, LEAF_NODE_TBS_LABEL, tbs)
+    return dataclasses.replace(leaf, signature=signature)
 
 
 def leaf_tbs_bytes(

@@ -10,7 +10,7 @@ frozen values shared between copies), which is what staging a commit needs.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from moqmls.mls import tree_math as tm
 from moqmls.mls.codec import Reader, encode_varint, guard_decode
@@ -443,11 +443,6 @@ class RatchetTree:
             raise TreeError(f"leaf {leaf_index} is blank or outside the tree")
         self.blank_path(leaf_index)
         self.set_leaf(leaf_index, leaf)
-
-    def touch(self, nodes: Iterable[int]) -> None:
-        """Invalidate the caches above ``nodes`` (after an out-of-band change)."""
-        for x in nodes:
-            self._invalidate(x)
 
 
 def _as_node(value: TreeNode) -> Node | None:

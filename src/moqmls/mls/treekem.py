@@ -9,7 +9,6 @@ and then `decrypt_update_path`. Neither touches anything but the tree and values
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -207,8 +206,7 @@ def create_update_path(
         template.extensions,
         b"",
     )
-    signature = sign_leaf_node(suite, unsigned, sig_priv, group_id, leaf_index)
-    leaf = dataclasses.replace(unsigned, signature=signature)
+    leaf = sign_leaf_node(suite, sig_priv, unsigned, group_id, leaf_index)
     _install(tree, leaf_index, path, nodes, leaf)
     context = context_for(tree.tree_hash())
     path_nodes = []
