@@ -18,7 +18,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from moqmls.mls.crypto import SUPPORTED_CIPHER_SUITES, CipherSuite, cipher_suite
+from moqmls.mls.crypto import (
+    SUPPORTED_CIPHER_SUITES,
+    CipherSuite,
+    cipher_suite,
+    clear_private_key_caches,
+)
 from moqmls.mls.errors import (
     CryptoError,
     DecryptionError,
@@ -292,3 +297,14 @@ def test_arbitrary_key_bytes_load_or_raise_invalid_key(suite: CipherSuite, raw: 
         suite.encrypt_with_label(raw, b"l", b"", b"m")
     with contextlib.suppress(InvalidKeyError):
         suite.verify_with_label(raw, b"l", b"c", b"\x00" * 64)
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=IDS)
+def test_decryption_after_clearing_private_key_caches(suite: CipherSuite) -> None:
+    priv, pub = suite.derive_key_pair(b"\x08" * suite.hash_len)
+    kem_output, ct = suite.encrypt_with_label(pub, b"l", b"c", b"m")
+    clear_private_key_caches()
+    assert suite.decrypt_with_label(priv, b"l", b"c", kem_output, ct) == b"m"
+    sig_priv, sig_pub = suite.generate_signature_key_pair()
+    clear_private_key_caches()
+    assert suite.verify_with_label(sig_pub, b"l", b"c", suite.sign_with_label(sig_priv, b"l", b"c"))
