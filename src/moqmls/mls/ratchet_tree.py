@@ -3,8 +3,10 @@
 A `RatchetTree` holds the public state of a group's tree as an array of nodes (§4.1, Appendix C):
 leaves at even indices, parents at odd ones, always ``2^d`` leaves. Tree hashes and resolutions
 are cached per node; every mutation invalidates only the changed node and its direct path, so an
-Add or an UpdatePath costs O(log n) hashing. `copy` duplicates three flat lists (the nodes are
-frozen values shared between copies), which is what staging a commit needs.
+Add or an UpdatePath costs O(log n) hashing. Node encodings are cached too (kept from the wire
+when decoding), so joining hashes and verifies a tree without re-encoding it. `copy` duplicates
+four flat lists (the nodes are frozen values shared between copies): cheap enough to stage a
+commit on a copy and drop it if the commit is rejected.
 """
 
 from __future__ import annotations
@@ -316,18 +318,19 @@ class RatchetTree:
     def verify_structure(self) -> None:
         """§12.4.3.1: unmerged leaves are sound and no encryption key appears twice."""
         self._check_unmerged_ranges()
-        for p in range(1, len(self._nodes), 2):
-            node = self._nodes[p]
-            if not isinstance(node, ParentNode):
-                continue
-            for u in node.unmerged_leaves:
+        unmerged = {
+            p: frozenset(node.unmerged_leaves)
+            for p, node in enumerate(self._nodes)
+            if isinstance(node, ParentNode)
+        }
+        for p, leaves in unmerged.items():
+            for u in leaves:
                 if self.leaf(u) is None:
                     raise TreeError(f"node {p} lists blank leaf {u} as unmerged")
                 for q in tm.direct_path(2 * u, self._n_leaves):
                     if q == p:
                         break
-                    between = self._nodes[q]
-                    if isinstance(between, ParentNode) and u not in between.unmerged_leaves:
+                    if q in unmerged and u not in unmerged[q]:
                         raise TreeError(f"leaf {u} unmerged at {p} but not at {q}")
         seen: set[bytes] = set()
         for node in self._nodes:
