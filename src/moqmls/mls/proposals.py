@@ -158,12 +158,17 @@ def _check_psk(suite: CipherSuite, psk: PreSharedKeyID) -> None:
         raise ProposalError("a PreSharedKey proposal with a reinit/branch resumption PSK")
 
 
-def _check_supported(tree: RatchetTree, proposals: Sequence[CommittedProposal]) -> None:
-    """§12.2: non-default proposal types must be supported by every member that stays."""
+def _check_supported(
+    tree: RatchetTree, proposals: Sequence[CommittedProposal], added: set[int]
+) -> None:
+    """§12.2: non-default proposal types must be supported by every member that stays (the
+    members this Commit adds or removes need not support them)."""
     custom = {p.proposal.proposal_type for p in proposals} - DEFAULT_PROPOSAL_TYPES
+    if not custom:
+        return
     for index, leaf in tree.members():
         missing = custom.difference(leaf.capabilities.proposals)
-        if missing:
+        if missing and index not in added:
             raise ProposalError(f"member {index} does not support proposal types {missing}")
 
 
@@ -185,6 +190,8 @@ def _check_required_by_all(tree: RatchetTree, required: RequiredCapabilities | N
 def _check_extensions_supported(tree: RatchetTree, extensions: Sequence[Extension]) -> None:
     """§13: non-default GroupContext extensions must be supported by every member."""
     custom = {e.extension_type for e in extensions} - DEFAULT_EXTENSION_TYPES
+    if not custom:
+        return
     for index, leaf in tree.members():
         missing = custom.difference(leaf.capabilities.extensions)
         if missing:
@@ -274,7 +281,7 @@ def apply_proposals(
     if ProposalType.GROUP_CONTEXT_EXTENSIONS in by_type:
         _check_required_by_all(new_tree, required)
         _check_extensions_supported(new_tree, result.extensions)
-    _check_supported(new_tree, proposals)
+    _check_supported(new_tree, proposals, {index for index, _ in result.added})
     return result
 
 
