@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from moqmls.mls import tree_math as tm
 from moqmls.mls.errors import ParentHashError, UpdatePathError
@@ -53,6 +55,15 @@ class Group:
             tree.remove_leaf(index)
         for table in (self.members, self.trees, self.privates):
             del table[index]  # type: ignore[attr-defined]
+        for j, private in self.privates.items():
+            private.prune(self.trees[j])
+
+    def update(self, index: int, member: Member) -> None:
+        """An Update proposal committed without a path: new leaf, direct path blanked."""
+        for tree in self.trees.values():
+            tree.update_leaf(index, member.leaf)
+        self.members[index] = member
+        self.privates[index] = member.private_tree(index)
         for j, private in self.privates.items():
             private.prune(self.trees[j])
 
@@ -262,3 +273,37 @@ def test_private_state_forgets_replaced_keys() -> None:
     assert private.private_key(tree, 3) is None
     private.prune(tree)
     assert 3 not in private.keys and 0 in private.keys
+
+
+_STEPS = st.lists(
+    st.tuples(st.sampled_from(["add", "remove", "update", "commit"]), st.integers(0, 99)),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(_STEPS)
+def test_random_histories_keep_the_tree_invariant(steps: list[tuple[str, int]]) -> None:
+    """Any interleaving of adds, removes, updates and path commits keeps every member's view
+    equal, every commit secret agreed, parent hashes valid and the tree invariant (§4.2)."""
+    group = Group(make_member("m0"))
+    fresh = 0
+    for op, pick in steps:
+        indices = sorted(group.members)
+        chosen = indices[pick % len(indices)]
+        if op == "add" or len(indices) == 1:
+            fresh += 1
+            new = group.add(make_member(f"n{fresh}"))
+            if pick % 2:
+                group.commit(chosen if chosen != new else indices[0], new=(new,))
+        elif op == "remove" and chosen != indices[0]:
+            group.remove(chosen)
+        elif op == "update":
+            replacement = make_member(f"u{pick}")
+            group.update(chosen, replacement)
+        else:
+            group.commit(chosen)
+        hashes = {tree.tree_hash() for tree in group.trees.values()}
+        assert len(hashes) == 1
+        group.assert_tree_invariant()
