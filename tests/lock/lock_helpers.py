@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import random
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import moqmls
 from moqmls.lock import (
     Acquired,
     Committed,
@@ -138,3 +142,41 @@ async def response_dropping_proxy(target: str, drops: int) -> AsyncIterator[str]
         yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     finally:
         server.close()
+
+
+SRC = Path(moqmls.__file__).resolve().parent.parent
+
+
+def service_env() -> dict[str, str]:
+    """The environment of a service subprocess: this checkout's moqmls first."""
+    path = os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONPATH": path}
+
+
+@contextlib.asynccontextmanager
+async def service_process(
+    store: str, *options: str
+) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
+    """`python3 -m moqmls lock-service` on an ephemeral loopback port; always reaped."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "moqmls",
+        "lock-service",
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        store,
+        *options,
+        stdout=asyncio.subprocess.PIPE,
+        env=service_env(),
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        assert "listening on http://127.0.0.1:" in line, line
+        yield line.split("listening on ", 1)[1].split()[0], proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()

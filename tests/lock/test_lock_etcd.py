@@ -26,6 +26,7 @@ from tests.lock.lock_helpers import (
     race_create,
     race_epochs,
     response_dropping_proxy,
+    service_process,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -160,3 +161,16 @@ async def test_leader_sigkilled_twice_during_race(cluster: EtcdCluster) -> None:
     assert [(h.epoch, h.committer, h.commit_hash) for h in status.history] == sorted(log.wins)
     for (epoch, holder, _), record in zip(log.wins[:5], records, strict=True):
         assert record is not None and record.commit == commit_bytes("g", epoch, holder)
+
+
+async def test_cli_service_on_the_cluster(cluster: EtcdCluster) -> None:
+    group = f"cli-{uuid.uuid4().hex[:8]}"
+    async with service_process(cluster.spec) as (url, _):
+        clients = [LockClient(url) for _ in range(2)]
+        try:
+            await create_group(clients[0], group)
+            log = await race_epochs(clients, group, 10)
+        finally:
+            for c in clients:
+                await c.close()
+    assert sorted(e for e, _, _ in log.wins) == list(range(10))

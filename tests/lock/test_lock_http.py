@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import sqlite3
+from pathlib import Path
 
 import aiohttp
+import pytest
 
 from moqmls.lock import (
     Acquired,
@@ -13,8 +16,12 @@ from moqmls.lock import (
     Fenced,
     LockClient,
     Locked,
+    Store,
+    TooManyRequestsError,
     UnavailableError,
+    serve,
 )
+from moqmls.lock.sqlite import SQLiteStore
 from tests.lock.lock_helpers import create_group, response_dropping_proxy
 
 
@@ -24,12 +31,12 @@ def sha(data: bytes) -> str:
 
 async def test_silent_holder_loses_lease_and_late_complete_is_fenced(client: LockClient) -> None:
     await create_group(client, "g")
-    silent = await client.lock("g", 0, "silent", ttl_ms=150)
+    silent = await client.lock("g", 0, "silent", ttl_ms=500)
     assert isinstance(silent, Acquired)
-    other = await client.lock("g", 0, "other", ttl_ms=150)
+    other = await client.lock("g", 0, "other", ttl_ms=500)
     assert isinstance(other, Locked) and other.holder == "silent"
-    assert 0 < other.retry_after_ms <= 150
-    await asyncio.sleep(0.2)
+    assert 0 < other.retry_after_ms <= 500
+    await asyncio.sleep(0.55)
     taken = await client.lock("g", 0, "other", ttl_ms=2000)
     assert isinstance(taken, Acquired)
     assert await client.complete(silent.token, commit=b"late") == Fenced()
@@ -104,3 +111,37 @@ async def test_unknown_complete_outcome_settled_by_retry(url: str, client: LockC
         assert await lossy.complete(got.token, commit=b"c") == Committed(1)
     status = await client.status("g")
     assert status.epoch == 1 and [h.commit_hash for h in status.history] == [sha(b"c")]
+
+
+async def test_load_shedding_answers_429_with_retry_after(store: Store) -> None:
+    async with serve(store, max_inflight=0) as bound:
+        async with aiohttp.ClientSession() as http, http.get(f"{bound}/v1/groups/g") as r:
+            assert r.status == 429
+            assert r.headers["Retry-After"] == "1"
+            assert (await r.json())["error"] == "too_many_requests"
+        async with LockClient(bound, attempts=2, max_delay_s=0.01) as shed:
+            with pytest.raises(TooManyRequestsError):
+                await shed.status("g")
+
+
+async def test_busy_database_is_503_and_client_retries(tmp_path: Path) -> None:
+    path = tmp_path / "busy.db"
+    async with SQLiteStore(path, busy_timeout_ms=50) as store, serve(store) as bound:
+        async with LockClient(bound) as client:
+            await create_group(client, "g")
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        try:
+            async with aiohttp.ClientSession() as http:
+                url = f"{bound}/v1/groups/g/epochs/0/lock"
+                async with http.post(url, json={"holder": "m"}) as r:
+                    assert r.status == 503
+                    assert r.headers["Retry-After"] == "1"
+            async with LockClient(bound, max_delay_s=0.3) as client:
+                pending = asyncio.create_task(client.lock("g", 0, "m", request_id="r"))
+                await asyncio.sleep(0.15)
+                assert not pending.done(), "the client waits and retries"
+                blocker.execute("ROLLBACK")
+                assert isinstance(await pending, Acquired)
+        finally:
+            blocker.close()

@@ -3,48 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import signal
+import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import moqmls
-from moqmls.lock import LockClient, LockError
-from tests.lock.lock_helpers import RaceLog, commit_bytes, create_group, race_epochs
+import pytest
 
-SRC = Path(moqmls.__file__).resolve().parent.parent
-
-
-@contextlib.asynccontextmanager
-async def service_process(store: str) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
-    """`python3 -m moqmls lock-service` on an ephemeral loopback port; always reaped."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "moqmls",
-        "lock-service",
-        "--listen",
-        "127.0.0.1:0",
-        "--store",
-        store,
-        stdout=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-        assert "listening on http://127.0.0.1:" in line, line
-        yield line.split("listening on ", 1)[1].split()[0], proc
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-        await proc.wait()
+from moqmls.lock import LockClient, LockError, UnauthorizedError
+from tests.lock.lock_helpers import (
+    RaceLog,
+    commit_bytes,
+    create_group,
+    race_epochs,
+    service_env,
+    service_process,
+)
 
 
 async def test_sigkill_and_restart_keeps_every_commit(tmp_path: Path) -> None:
@@ -103,3 +77,35 @@ async def test_two_processes_on_one_file(tmp_path: Path) -> None:
     assert [(h.epoch, h.committer, h.commit_hash) for h in status_a.history] == sorted(
         (e, holder, digest) for e, holder, digest in log.wins
     )
+
+
+async def test_cli_with_auth_file(tmp_path: Path) -> None:
+    auth = tmp_path / "auth"
+    auth.write_text("secret alice\n")
+    async with service_process("memory", "--auth-file", str(auth)) as (url, _):
+        async with LockClient(url, attempts=1) as anonymous:
+            with pytest.raises(UnauthorizedError):
+                await anonymous.status("g")
+        async with LockClient(url, auth_token="secret") as alice:
+            await create_group(alice, "g", "alice")
+            assert (await alice.status("g")).epoch == 0
+
+
+def test_cli_rejects_a_bad_listen_address() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "moqmls",
+            "lock-service",
+            "--listen",
+            "nowhere",
+            "--store",
+            "memory",
+        ],
+        capture_output=True,
+        env=service_env(),
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert b"HOST:PORT" in done.stderr
