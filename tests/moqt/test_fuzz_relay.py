@@ -41,7 +41,7 @@ def mutate(data: st.DataObject, seed: bytes) -> bytes:
     return bytes(raw)
 
 
-async def attack(port: int, kind: str, payload: bytes) -> tuple[int, str] | None:
+async def attack(port: int, kind: str, payload: bytes, wait: float = 0.3) -> tuple[int, str] | None:
     proto, stack = await open_connection("127.0.0.1", port, verify=False)
     try:
         quic = proto._quic
@@ -49,7 +49,7 @@ async def attack(port: int, kind: str, payload: bytes) -> tuple[int, str] | None
         quic.send_stream_data(sid, payload, end_stream=True)
         proto.transmit()
         try:
-            return await asyncio.wait_for(asyncio.shield(proto.terminated), 0.3)
+            return await asyncio.wait_for(asyncio.shield(proto.terminated), wait)
         except TimeoutError:
             return None
     finally:
@@ -79,7 +79,7 @@ async def scenario(attacks: list[tuple[str, bytes]]) -> None:
         task = asyncio.ensure_future(writer())
         # One attack that is wrong by construction: a SUBSCRIBE with an odd (server) request ID.
         bad = encode_message(m.Subscribe(1, NS, b"good"), P)
-        result = await attack(port, "request", bad)
+        result = await attack(port, "request", bad, wait=10.0)
         assert result is not None and result[0] == 0x4  # INVALID_REQUEST_ID
         for kind, payload in attacks:
             result = await attack(port, kind, payload)

@@ -187,7 +187,11 @@ class TrackPublisher:
         *,
         end_of_group: bool = False,
     ) -> None:
-        """Publish one object (§10.4.2) to every current subscription."""
+        """Publish one object (§10.4.2) to every current subscription.
+
+        With `end_of_group`, this is the group's last object: its subgroup stream is
+        closed with FIN (§10.4.3), which lets caches treat the group as complete.
+        """
         if self.closed:
             raise SessionClosedError("track publisher is closed")
         props = as_properties(properties or ())
@@ -420,6 +424,8 @@ class MoQTClient:
                 obj.properties,
                 end_of_group=end_of_group,
             )
+            if end_of_group:
+                session.end_subgroup(rid, obj.group_id)
         self.protocol.schedule_flush()
 
     def _unpublish(self, pub: TrackPublisher) -> None:
@@ -683,9 +689,20 @@ class MoQTClient:
         stream = self._watchers.get(e.request_id)
         if stream is None:
             return
+        if e.namespace in stream.namespaces:
+            return
         stream.namespaces.add(e.namespace)
         for name in stream.track_names(e.namespace):
             self._spawn(self._subscribe_into(stream, e.namespace, name))
+
+    def _h_publish_namespace(self, proto: MoQTProtocol, e: ev.PublishNamespaceRequested) -> None:
+        # Some relays (moq-rs) also advertise namespaces with PUBLISH_NAMESPACE (§6.2).
+        session = proto.session
+        assert session is not None
+        session.accept_request(e.request_id)
+        for rid, stream in list(self._watchers.items()):
+            if stream.mode == "namespace" and namespace_matches(stream.prefix, e.namespace):
+                self._h_namespace(proto, ev.NamespaceAnnounced(rid, e.namespace))
 
     def _h_closed(self, proto: MoQTProtocol, e: ev.RequestClosed) -> None:
         self._answer(e.request_id, e)
@@ -714,6 +731,7 @@ _HANDLERS: dict[type[Any], Callable[[MoQTClient, MoQTProtocol, Any], None]] = {
     ev.SubscribeRequested: MoQTClient._h_subscribe,
     ev.FetchRequested: MoQTClient._h_fetch,
     ev.NamespaceAnnounced: MoQTClient._h_namespace,
+    ev.PublishNamespaceRequested: MoQTClient._h_publish_namespace,
     ev.RequestClosed: MoQTClient._h_closed,
     ev.GoawayReceived: MoQTClient._h_goaway,
     ev.SessionTerminated: MoQTClient._h_terminated,

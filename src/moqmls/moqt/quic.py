@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import datetime
 import ipaddress
+import logging
 import ssl
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +38,8 @@ from moqmls.moqt.session import (
     StreamReset,
     StreamWrite,
 )
+
+log = logging.getLogger(__name__)
 
 DEFAULT_ALPNS: tuple[str, ...] = tuple(PROFILES)
 EventHandler = Callable[["MoQTProtocol", ev.Event], None]
@@ -212,6 +215,7 @@ class MoQTProtocol(QuicConnectionProtocol):
             try:
                 self.handler(self, event)
             except Exception as exc:  # an application bug must not kill the event loop
+                log.exception("MoQT event handler failed")
                 if self.session is not None:
                     self.session.close(0x1, f"handler failed: {exc!r}")
 

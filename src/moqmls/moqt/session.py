@@ -248,6 +248,7 @@ class MoQTSession:
             else:
                 self._receive_bidi(stream_id, data, end_stream)
         except MoQTError as exc:
+            log.info("closing MoQT session: %s (code %#x)", exc, exc.code)
             self.close(exc.code, str(exc) or type(exc).__name__)
         except Exception as exc:  # a bug must end this session only, never the process
             log.exception("internal error in MoQT session")
