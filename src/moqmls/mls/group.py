@@ -80,12 +80,7 @@ from moqmls.mls.framing import (
     to_public_message,
     verify_content,
 )
-from moqmls.mls.key_package import (
-    KeyPackagePrivate,
-    make_key_package,
-    parse_key_package,
-    sign_leaf_node,
-)
+from moqmls.mls.key_package import KeyPackagePrivate, make_key_package, parse_key_package
 from moqmls.mls.key_schedule import (
     EpochSecrets,
     epoch_secrets,
@@ -94,7 +89,7 @@ from moqmls.mls.key_schedule import (
     psk_secret,
     welcome_secret,
 )
-from moqmls.mls.leaf_validation import validate_leaf_node, validate_tree_leaves
+from moqmls.mls.leaf_validation import sign_leaf_node, validate_leaf_node, validate_tree_leaves
 from moqmls.mls.proposals import (
     AppliedProposals,
     CommittedProposal,

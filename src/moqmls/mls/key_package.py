@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from moqmls.mls.codec import guard_decode
 from moqmls.mls.crypto import CipherSuite, cipher_suite
 from moqmls.mls.errors import DecodeError, KeyPackageError, MLSError
+from moqmls.mls.leaf_validation import sign_leaf_node
 from moqmls.mls.structs import (
     Capabilities,
     Credential,
@@ -60,29 +61,6 @@ def default_capabilities(suite_id: int) -> Capabilities:
         extensions=(),
         proposals=DEFAULT_CAPABILITY_PROPOSALS,
         credentials=(CredentialType.BASIC,),
-    )
-
-
-def sign_leaf_node(
-    suite: CipherSuite,
-    signature_priv: bytes,
-    leaf: LeafNode,
-    group_id: bytes | None = None,
-    leaf_index: int | None = None,
-) -> LeafNode:
-    """§7.2: ``leaf`` with its signature over LeafNodeTBS set."""
-    tbs = leaf.tbs(group_id, leaf_index).encode()
-    signature = suite.sign_with_label(signature_priv, b"LeafNodeTBS", tbs)
-    return LeafNode(
-        leaf.encryption_key,
-        leaf.signature_key,
-        leaf.credential,
-        leaf.capabilities,
-        leaf.leaf_node_source,
-        leaf.lifetime,
-        leaf.parent_hash,
-        leaf.extensions,
-        signature,
     )
 
 
