@@ -4,6 +4,8 @@ among in-memory members: lifecycle, commit staging, replay, removal, persistence
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from moqmls.mls.errors import (
     GroupStateError,
@@ -210,3 +212,40 @@ def test_echoed_own_messages_are_rejected() -> None:
     with pytest.raises(GroupStateError):
         alice.process(proposal)
     del bob
+
+
+def test_handshake_private_message_is_processed_once() -> None:
+    alice, bob, carol = _group_of([b"alice", b"bob", b"carol"])
+    proposal = carol.propose_update()
+    assert isinstance(bob.process(proposal), ProposalReceived)
+    before = bob.to_bytes()
+    with pytest.raises(SecretReuseError):
+        bob.process(proposal)
+    assert bob.to_bytes() == before
+    del alice
+
+
+def test_expired_key_package_is_refused_when_time_is_given() -> None:
+    from moqmls.mls.structs import Lifetime
+
+    alice = _group_of([b"alice"])[0]
+    kp, _ = make_key_package(b"old", lifetime=Lifetime(1_000, 2_000))
+    with pytest.raises(MLSError):
+        alice.commit(adds=[kp], now=5_000)
+    assert alice.commit(adds=[kp], now=1_500).welcome is not None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_raise_mls_errors_only(data: bytes) -> None:
+    group = _FUZZ_TARGET
+    before = group.epoch_authenticator
+    with pytest.raises(MLSError):
+        group.process(data)
+    with pytest.raises(MLSError):
+        Group.join_from_welcome(data, _FUZZ_PRIV)
+    assert group.epoch_authenticator == before
+
+
+_FUZZ_TARGET = _group_of([b"fuzz-a", b"fuzz-b"])[1]
+_FUZZ_PRIV = make_key_package(b"fuzz-c")[1]
