@@ -165,10 +165,14 @@ def test_structure_checks_of_section_12_4_3_1() -> None:
 def test_copy_is_independent() -> None:
     tree = resolution_tree()
     before = tree.tree_hash()
+    members_before = tree.summary().members
     twin = tree.copy()
     twin.add_leaf(C)
     twin.remove_leaf(0)
     assert tree.tree_hash() == before
+    assert tree.summary().members == members_before
+    assert twin.summary().members == members_before
+    assert twin.summary().signature_keys[A.signature_key] == 0
     assert tree.leaf(2) is None and tree.leaf(0) == A
     assert twin.tree_hash() != before
 
@@ -193,6 +197,7 @@ _OPS = st.lists(st.tuples(st.sampled_from(["add", "remove", "update"]), st.integ
 def test_cached_hashes_match_a_fresh_computation(ops: list[tuple[str, int]]) -> None:
     tree = RatchetTree.with_creator(SUITE, fake_leaf("creator"))
     tree.tree_hash()
+    tree.summary()  # maintained incrementally from here on
     for counter, (op, arg) in enumerate(ops):
         members = [i for i, _ in tree.members()]
         if op == "add" or len(members) < 2:
@@ -204,6 +209,7 @@ def test_cached_hashes_match_a_fresh_computation(ops: list[tuple[str, int]]) -> 
         tree.tree_hash()  # fill the caches so later operations must invalidate them
     assert tree.tree_hash() == naive_tree_hash(tree, tree.root)
     assert tree.encode() == encode_ratchet_tree(tree.to_nodes())
+    assert tree.summary() == RatchetTree.decode(SUITE, tree.encode()).summary()
     fresh = RatchetTree.decode(SUITE, tree.encode())
     assert fresh.all_tree_hashes() == tree.all_tree_hashes()
     assert [fresh.resolution(x) for x in range(fresh.width)] == [

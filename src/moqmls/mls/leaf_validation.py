@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from moqmls.mls.codec import encode_varint
 from moqmls.mls.crypto import CipherSuite
 from moqmls.mls.errors import CryptoError, LeafNodeValidationError
-from moqmls.mls.ratchet_tree import RatchetTree
+from moqmls.mls.ratchet_tree import MemberSummary, RatchetTree
 from moqmls.mls.structs import LeafNode, LeafNodeSource, RequiredCapabilities
 
 LEAF_NODE_TBS_LABEL = b"LeafNodeTBS"
@@ -138,20 +138,33 @@ def validate_leaf_node(
         )
     verify_leaf_signature(suite, leaf, group_id, leaf_index)
     check_own_fields(leaf, required, now)
-    others = [member for index, member in tree.members() if index != replaces]
-    if source == LeafNodeSource.UPDATE and replaces is not None:
-        old = tree.leaf(replaces)
-        if old is not None and old.encryption_key == leaf.encryption_key:
-            raise LeafNodeValidationError("an Update must change the encryption key")
-    # Set operations rather than per-member branches: this runs for every Add at 1000 members.
-    cred_type = leaf.credential.credential_type
-    if not all(cred_type in m.capabilities.credentials for m in others):
+    old = tree.leaf(replaces) if replaces is not None else None
+    if (
+        source == LeafNodeSource.UPDATE
+        and old is not None
+        and old.encryption_key == leaf.encryption_key
+    ):
+        raise LeafNodeValidationError("an Update must change the encryption key")
+    summary = tree.summary()
+    if old is not None:
+        summary.count(old, -1)  # the replaced leaf is no "other member"; restored below
+    try:
+        _check_against_members(leaf, summary)
+    finally:
+        if old is not None:
+            summary.count(old, 1)
+
+
+def _check_against_members(leaf: LeafNode, others: MemberSummary) -> None:
+    """§7.3 credential-type support both ways and key uniqueness, O(1) via the summary."""
+    if others.credentials[leaf.credential.credential_type] < others.members:
         raise LeafNodeValidationError("a member does not support the leaf's credential type")
-    if not {m.credential.credential_type for m in others} <= set(leaf.capabilities.credentials):
-        raise LeafNodeValidationError("the leaf does not support a member's credential type")
-    if leaf.signature_key in {m.signature_key for m in others}:
+    for used in others.credential_types:
+        if used not in leaf.capabilities.credentials:
+            raise LeafNodeValidationError(f"the leaf does not support credential type {used}")
+    if others.signature_keys[leaf.signature_key]:
         raise LeafNodeValidationError("signature key already used by another member")
-    if leaf.encryption_key in {m.encryption_key for m in others}:
+    if others.encryption_keys[leaf.encryption_key]:
         raise LeafNodeValidationError("encryption key already used by another member")
 
 

@@ -12,7 +12,10 @@ commit on a copy and drop it if the commit is rejected.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from moqmls.mls import tree_math as tm
 from moqmls.mls.codec import Reader, encode_varint, guard_decode
@@ -29,10 +32,58 @@ from moqmls.mls.structs import (
 TreeNode = LeafNode | ParentNode | None
 
 
+@dataclass
+class MemberSummary:
+    """Counts over the members' leaves (keys, credential types, capabilities), kept up to date
+    as leaves change so that §7.3 uniqueness and §12.2 support checks cost O(1) per leaf."""
+
+    members: int = 0
+    signature_keys: Counter[bytes] = field(default_factory=Counter)
+    encryption_keys: Counter[bytes] = field(default_factory=Counter)
+    credential_types: Counter[int] = field(default_factory=Counter)
+    credentials: Counter[int] = field(default_factory=Counter)
+    proposals: Counter[int] = field(default_factory=Counter)
+    extensions: Counter[int] = field(default_factory=Counter)
+
+    def count(self, leaf: LeafNode, sign: int) -> None:
+        """Add (``sign`` 1) or withdraw (-1) one leaf's contribution."""
+        caps = leaf.capabilities
+        self.members += sign
+        for counter, keys in (
+            (self.signature_keys, (leaf.signature_key,)),
+            (self.encryption_keys, (leaf.encryption_key,)),
+            (self.credential_types, (leaf.credential.credential_type,)),
+        ):
+            _bump(counter, keys, sign)
+        _bump(self.credentials, set(caps.credentials), sign)
+        _bump(self.proposals, set(caps.proposals), sign)
+        _bump(self.extensions, set(caps.extensions), sign)
+
+    def copy(self) -> MemberSummary:
+        return MemberSummary(
+            self.members,
+            self.signature_keys.copy(),
+            self.encryption_keys.copy(),
+            self.credential_types.copy(),
+            self.credentials.copy(),
+            self.proposals.copy(),
+            self.extensions.copy(),
+        )
+
+
+def _bump(counter: Counter[Any], keys: Iterable[Any], sign: int) -> None:
+    for key in keys:
+        value = counter[key] + sign
+        if value:
+            counter[key] = value
+        else:
+            del counter[key]
+
+
 class RatchetTree:
     """The public ratchet tree of one epoch, with cached tree hashes and resolutions."""
 
-    __slots__ = ("_hashes", "_n_leaves", "_nodes", "_raw", "_res", "suite")
+    __slots__ = ("_hashes", "_n_leaves", "_nodes", "_raw", "_res", "_summary", "suite")
 
     def __init__(
         self,
@@ -49,6 +100,7 @@ class RatchetTree:
         # Each node's encoding: kept from the wire on decode, so joining hashes and verifies
         # 1000 leaves without re-encoding them (DESIGN.md "Cost model").
         self._raw: list[bytes | None] = raw if raw is not None else [None] * len(nodes)
+        self._summary: MemberSummary | None = None
 
     # ------------------------------------------------------------------ construction / export
 
@@ -135,6 +187,7 @@ class RatchetTree:
         twin._hashes = self._hashes.copy()
         twin._res = self._res.copy()
         twin._raw = self._raw.copy()
+        twin._summary = None if self._summary is None else self._summary.copy()
         return twin
 
     # ------------------------------------------------------------------ reading
@@ -178,7 +231,27 @@ class RatchetTree:
                 yield i, node  # type: ignore[misc]
 
     def member_count(self) -> int:
-        return sum(1 for n in self._nodes[0::2] if n is not None)
+        return self.summary().members
+
+    def summary(self) -> MemberSummary:
+        """Counts over the members' leaves (built once, then maintained incrementally)."""
+        if self._summary is None:
+            summary = MemberSummary()
+            for _, leaf in self.members():
+                summary.count(leaf, 1)
+            self._summary = summary
+        return self._summary
+
+    def _replace_leaf_value(self, x: int, value: TreeNode) -> None:
+        """Store a leaf slot's value, keeping the member summary current."""
+        old = self._nodes[x]
+        self._nodes[x] = value
+        self._raw[x] = None
+        if self._summary is not None:
+            if isinstance(old, LeafNode):
+                self._summary.count(old, -1)
+            if isinstance(value, LeafNode):
+                self._summary.count(value, 1)
 
     def public_key(self, x: int) -> bytes:
         """The HPKE public key held at node ``x``; TreeError when blank."""
@@ -375,8 +448,11 @@ class RatchetTree:
         self._check_node(x)
         if value is not None and isinstance(value, LeafNode) != tm.is_leaf(x):
             raise TreeError(f"node {x} cannot hold a {type(value).__name__}")
-        self._nodes[x] = value
-        self._raw[x] = None
+        if tm.is_leaf(x):
+            self._replace_leaf_value(x, value)
+        else:
+            self._nodes[x] = value
+            self._raw[x] = None
         self._invalidate(x)
 
     def set_leaf(self, leaf_index: int, leaf: LeafNode | None) -> None:
@@ -421,8 +497,7 @@ class RatchetTree:
         if index == self._n_leaves:
             self._extend()
         x = 2 * index
-        self._nodes[x] = leaf
-        self._raw[x] = None
+        self._replace_leaf_value(x, leaf)
         for p in tm.direct_path(x, self._n_leaves):
             node = self._nodes[p]
             if isinstance(node, ParentNode):
