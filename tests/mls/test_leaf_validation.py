@@ -17,6 +17,7 @@ from moqmls.mls.leaf_validation import (
 from moqmls.mls.ratchet_tree import RatchetTree
 from moqmls.mls.structs import (
     Capabilities,
+    Credential,
     Extension,
     LeafNode,
     LeafNodeSource,
@@ -115,6 +116,17 @@ def test_credential_type_support_both_ways() -> None:
     odd_member = make_member("X", capabilities=Capabilities((1,), (1,), (), (), (1,)))
     tree2 = group_of(odd_member)
     check_key_package_leaf(tree2, make_member("C", capabilities=both).leaf)
+    x509 = make_member("X509", capabilities=both)
+    x509 = dataclasses.replace(
+        x509,
+        leaf=resigned(
+            x509, dataclasses.replace(x509.leaf, credential=Credential(2, certificates=(b"c",)))
+        ),
+    )
+    tree3 = group_of(make_member("A", capabilities=both), x509)
+    with pytest.raises(LeafNodeValidationError, match="credential type 2"):
+        check_key_package_leaf(tree3, make_member("basic-only").leaf)
+    check_key_package_leaf(tree3, make_member("both", capabilities=both).leaf)
 
 
 def test_lifetime_is_checked_when_a_time_is_given() -> None:
