@@ -269,7 +269,6 @@ class PendingCommit:
     commit: bytes
     welcome: bytes | None
     epoch: int
-    group_info: bytes
     staged: EpochState = field(repr=False)
     base: EpochState = field(repr=False)
 
@@ -687,88 +686,73 @@ class Group:
         wire_format: WireFormat,
         authenticated_data: bytes,
     ) -> PendingCommit:
+        """§12.4.1 from the applied proposals on: path, signature, key schedule, Welcome."""
         suite = state.suite
-        new_tree = applied.tree
-        new_epoch = state.context.epoch + 1
-        added = [index for index, _ in applied.added]
-
-        def provisional(tree_hash: bytes) -> GroupContext:
-            return GroupContext(
-                state.context.version,
-                state.context.cipher_suite,
-                state.context.group_id,
-                new_epoch,
-                tree_hash,
-                state.context.confirmed_transcript_hash,
-                applied.extensions,
-            )
-
+        provisional = _provisional(state, applied)
         created: CreatedPath | None = None
+        private = state.private.copy()
+        commit_secret = bytes(suite.hash_len)
         if applied.path_required or force_path:
             created = create_update_path(
-                new_tree,
+                applied.tree,
                 state.own_leaf,
                 state.signature_priv,
                 state.context.group_id,
-                lambda tree_hash: provisional(tree_hash).encode(),
-                exclude=added,
+                lambda tree_hash: dataclasses.replace(provisional, tree_hash=tree_hash).encode(),
+                exclude=[index for index, _ in applied.added],
             )
-            private = created.private
-            commit_secret = created.commit_secret
-        else:
-            private = state.private.copy()
-            private.prune(new_tree)
-            commit_secret = bytes(suite.hash_len)
+            private, commit_secret = created.private, created.commit_secret
+        private.prune(applied.tree)
+        provisional = dataclasses.replace(provisional, tree_hash=applied.tree.tree_hash())
         commit = Commit(
-            tuple(
-                ProposalOrRef.of_reference(p.reference)
-                if p.by_reference and p.reference is not None
-                else ProposalOrRef.of_proposal(p.proposal)
-                for p in proposals
-            ),
+            tuple(_proposal_or_ref(p) for p in proposals),
             None if created is None else created.update_path,
         )
         content = self._content(state, authenticated_data, commit=commit)
         signature = sign_content(suite, state.signature_priv, wire_format, content, state.context)
-        pre = AuthenticatedContent(wire_format, content, FramedContentAuthData(signature, b""))
-        confirmed = suite.hash(state.interim_transcript_hash + confirmed_input(pre))
-        new_context = provisional(new_tree.tree_hash())
-        new_context = GroupContext(
-            new_context.version,
-            new_context.cipher_suite,
-            new_context.group_id,
-            new_context.epoch,
-            new_context.tree_hash,
-            confirmed,
-            new_context.extensions,
-        )
-        encoded_context = new_context.encode()
+        signed = AuthenticatedContent(wire_format, content, FramedContentAuthData(signature, b""))
+        confirmed = suite.hash(state.interim_transcript_hash + confirmed_input(signed))
+        context, secrets, tag = self._advance(state, provisional, confirmed, commit_secret, applied)
+        message, _ = self._frame(state, content, wire_format, tag, signature)
+        staged = self._next_state(state, context, applied.tree, private, secrets, tag)
+        welcome = None
+        if applied.added:
+            welcome = self._welcome(staged, applied, created)
+        return PendingCommit(message, welcome, state.context.epoch, staged, state)
+
+    def _advance(
+        self,
+        state: EpochState,
+        provisional: GroupContext,
+        confirmed: bytes,
+        commit_secret: bytes,
+        applied: AppliedProposals,
+    ) -> tuple[GroupContext, EpochSecrets, bytes]:
+        """§8: the new GroupContext, the new epoch's secrets and the confirmation tag."""
+        context = dataclasses.replace(provisional, confirmed_transcript_hash=confirmed)
         psk = self._psk_secret(state, applied.psks)
         secrets = epoch_secrets(
-            suite, state.secrets.init_secret, commit_secret, psk, encoded_context
+            state.suite, state.secrets.init_secret, commit_secret, psk, context.encode()
         )
-        tag = confirmation_tag(suite, secrets.confirmation_key, confirmed)
-        message, _ = self._frame(state, content, wire_format, tag, signature)
-        staged = self._next_state(state, new_context, new_tree, private, secrets, confirmed, tag)
-        group_info = self._group_info(staged)
-        welcome: bytes | None = None
-        if applied.added:
-            members = [
-                NewMember(kp, None if created is None else created.path_secret_for(index))
-                for index, kp in applied.added
-            ]
-            welcome_msg = build_welcome(
-                suite,
-                group_info,
-                secrets.joiner_secret,
-                secrets.welcome_secret,
-                applied.psks,
-                members,
-            )
-            welcome = MLSMessage.of(welcome_msg).encode()
-        return PendingCommit(
-            message, welcome, state.context.epoch, MLSMessage.of(group_info).encode(), staged, state
+        return context, secrets, confirmation_tag(state.suite, secrets.confirmation_key, confirmed)
+
+    def _welcome(
+        self, staged: EpochState, applied: AppliedProposals, created: CreatedPath | None
+    ) -> bytes:
+        """§12.4.3.1: one Welcome for every member this Commit adds."""
+        members = [
+            NewMember(kp, None if created is None else created.path_secret_for(index))
+            for index, kp in applied.added
+        ]
+        welcome = build_welcome(
+            staged.suite,
+            self._group_info(staged),
+            staged.secrets.joiner_secret,
+            staged.secrets.welcome_secret,
+            applied.psks,
+            members,
         )
+        return MLSMessage.of(welcome).encode()
 
     def _group_info(self, state: EpochState) -> GroupInfo:
         """§12.4.3: a signed GroupInfo of ``state`` (with the ratchet tree unless disabled)."""
@@ -789,10 +773,9 @@ class Group:
         tree: RatchetTree,
         private: PrivateTree,
         secrets: EpochSecrets,
-        confirmed: bytes,
         tag: bytes,
     ) -> EpochState:
-        del confirmed  # part of the context
+        """The state of the epoch a Commit starts (§8, §9): fresh secret tree, no proposals."""
         resumption = {
             e: p
             for e, p in state.resumption_psks.items()
@@ -943,93 +926,57 @@ class Group:
         """§12.4.2: validate and apply another member's Commit into a staged state."""
         if committer == state.own_leaf:
             raise GroupStateError("our own commit came back: use merge_pending")
-        suite = state.suite
-        content = authenticated.content
-        commit = content.commit
+        commit = authenticated.content.commit
         assert commit is not None
-        proposals = self._resolve(state, commit, content.sender)
+        proposals = self._resolve(state, commit, authenticated.content.sender)
         applied = self._apply_for(state, proposals, committer, now)
-        added = [index for index, _ in applied.added]
-        removed_self = state.own_leaf in applied.removed
         if applied.path_required and commit.path is None:
             raise CommitError("this commit requires a path")
-        new_tree = applied.tree
-        private = state.private.copy()
-        for index, leaf in applied.updated:
-            if index == state.own_leaf:
-                private = self._adopt_own_update(state, proposals, leaf)
-        new_epoch = state.context.epoch + 1
-        provisional = GroupContext(
-            state.context.version,
-            state.context.cipher_suite,
-            state.context.group_id,
-            new_epoch,
-            b"",
-            state.context.confirmed_transcript_hash,
-            applied.extensions,
-        )
-        commit_secret = bytes(suite.hash_len)
-        if commit.path is not None:
-            self._validate_path_leaf(state, applied, commit.path, committer, now)
-            merge_update_path(new_tree, committer, commit.path, added)
-            _check_new_keys_unique(new_tree, commit.path, committer)
-            provisional = _with_tree_hash(provisional, new_tree.tree_hash())
-            if not removed_self:
-                decrypted = decrypt_update_path(
-                    new_tree, private, committer, commit.path, provisional.encode(), added
-                )
-                private = decrypted.private
-                commit_secret = decrypted.commit_secret
-        else:
-            provisional = _with_tree_hash(provisional, new_tree.tree_hash())
-        private.prune(new_tree)
-        if removed_self:
-            event = CommitProcessed(
-                committer,
-                new_epoch,
-                tuple(added),
-                tuple(applied.removed),
-                tuple(i for i, _ in applied.updated),
-                True,
-            )
-
-            def leave() -> None:
-                self._active = False
-
-            return event, leave
-        transcript = update_transcript(suite, state.interim_transcript_hash, authenticated)
-        new_context = GroupContext(
-            provisional.version,
-            provisional.cipher_suite,
-            provisional.group_id,
-            provisional.epoch,
-            provisional.tree_hash,
-            transcript.confirmed,
-            provisional.extensions,
-        )
-        psk = self._psk_secret(state, applied.psks)
-        secrets = epoch_secrets(
-            suite, state.secrets.init_secret, commit_secret, psk, new_context.encode()
-        )
-        tag = confirmation_tag(suite, secrets.confirmation_key, transcript.confirmed)
-        if not hmac.compare_digest(tag, authenticated.auth.confirmation_tag or b""):
-            raise ConfirmationTagError("confirmation tag does not verify")
-        staged = self._next_state(
-            state, new_context, new_tree, private, secrets, transcript.confirmed, tag
-        )
+        removed_self = state.own_leaf in applied.removed
         event = CommitProcessed(
             committer,
-            new_epoch,
-            tuple(added),
+            state.context.epoch + 1,
+            tuple(index for index, _ in applied.added),
             tuple(applied.removed),
-            tuple(i for i, _ in applied.updated),
-            False,
+            tuple(index for index, _ in applied.updated),
+            removed_self,
         )
+        private = state.private.copy()
+        if any(index == state.own_leaf for index, _ in applied.updated):
+            private = self._adopt_own_update(state, proposals, applied)
+        provisional = _provisional(state, applied)
+        commit_secret = bytes(state.suite.hash_len)
+        if commit.path is not None:
+            self._validate_path_leaf(state, applied, commit.path, committer, now)
+            added = [index for index, _ in applied.added]
+            merge_update_path(applied.tree, committer, commit.path, added)
+            _check_new_keys_unique(applied.tree, commit.path, committer)
+            provisional = dataclasses.replace(provisional, tree_hash=applied.tree.tree_hash())
+            if not removed_self:
+                decrypted = decrypt_update_path(
+                    applied.tree, private, committer, commit.path, provisional.encode(), added
+                )
+                private, commit_secret = decrypted.private, decrypted.commit_secret
+        if removed_self:
+            return event, self._deactivate
+        private.prune(applied.tree)
+        provisional = dataclasses.replace(provisional, tree_hash=applied.tree.tree_hash())
+        confirmed = update_transcript(state.suite, state.interim_transcript_hash, authenticated)
+        context, secrets, tag = self._advance(
+            state, provisional, confirmed.confirmed, commit_secret, applied
+        )
+        if not hmac.compare_digest(tag, authenticated.auth.confirmation_tag or b""):
+            raise ConfirmationTagError("confirmation tag does not verify")
+        staged = self._next_state(state, context, applied.tree, private, secrets, tag)
 
         def swap() -> None:
             self._state = staged
 
         return event, swap
+
+    def _deactivate(self) -> None:
+        """We were removed (§12.4.2): the group can no longer be used."""
+        self._active = False
 
     def _apply_for(
         self,
@@ -1046,9 +993,13 @@ class Group:
             raise ProposalError(str(exc)) from exc
 
     def _adopt_own_update(
-        self, state: EpochState, proposals: Sequence[CommittedProposal], leaf: LeafNode
+        self,
+        state: EpochState,
+        proposals: Sequence[CommittedProposal],
+        applied: AppliedProposals,
     ) -> PrivateTree:
         """Our Update was committed: our leaf key becomes the one we proposed."""
+        leaf = next(leaf for index, leaf in applied.updated if index == state.own_leaf)
         for p in proposals:
             if p.reference is None:
                 continue
@@ -1216,16 +1167,21 @@ def _join(
     )
 
 
-def _with_tree_hash(context: GroupContext, tree_hash: bytes) -> GroupContext:
-    return GroupContext(
-        context.version,
-        context.cipher_suite,
-        context.group_id,
-        context.epoch,
-        tree_hash,
-        context.confirmed_transcript_hash,
-        context.extensions,
+def _provisional(state: EpochState, applied: AppliedProposals) -> GroupContext:
+    """§12.4.1/§12.4.2: the next epoch's context before the tree hash and transcript are
+    known (the tree hash is filled in once the path, if any, is merged)."""
+    return dataclasses.replace(
+        state.context,
+        epoch=state.context.epoch + 1,
+        tree_hash=b"",
+        extensions=applied.extensions,
     )
+
+
+def _proposal_or_ref(p: CommittedProposal) -> ProposalOrRef:
+    if p.by_reference and p.reference is not None:
+        return ProposalOrRef.of_reference(p.reference)
+    return ProposalOrRef.of_proposal(p.proposal)
 
 
 def _check_new_keys_unique(tree: RatchetTree, path: UpdatePath, committer: int) -> None:
