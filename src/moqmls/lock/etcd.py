@@ -33,9 +33,10 @@ from typing import Any
 import aetcd
 import aetcd.exceptions
 
+from moqmls.lock.core import Decision, R, Snapshot
 from moqmls.lock.errors import UnavailableError
 from moqmls.lock.model import MAX_TTL_MS, GroupHead, Lease, StoredEpoch, check_ttl_ms
-from moqmls.lock.store import Decision, R, Snapshot, Store, StoreOptions
+from moqmls.lock.store import Store, StoreOptions
 
 Endpoint = tuple[str, int]
 

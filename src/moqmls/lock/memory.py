@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from moqmls.lock.core import Decision, R, Snapshot
 from moqmls.lock.model import GroupHead, Lease, StoredEpoch
-from moqmls.lock.store import Decision, R, Snapshot, Store, StoreOptions
+from moqmls.lock.store import Store, StoreOptions
 
 
 class MemoryStore(Store):

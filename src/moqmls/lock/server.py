@@ -29,6 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
+from moqmls.lock.core import MayActAs
 from moqmls.lock.errors import (
     LockError,
     TooManyRequestsError,
@@ -36,7 +37,7 @@ from moqmls.lock.errors import (
     UnavailableError,
 )
 from moqmls.lock.model import Locked, check_epoch, check_group, check_holder
-from moqmls.lock.store import MayActAs, Store
+from moqmls.lock.store import Store
 from moqmls.lock.wire import (
     Result,
     encode_record,

@@ -23,9 +23,10 @@ from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from moqmls.lock.core import Decision, R, Snapshot
 from moqmls.lock.errors import LockError, UnavailableError
 from moqmls.lock.model import GroupHead, Lease, StoredEpoch
-from moqmls.lock.store import Decision, R, Snapshot, Store, StoreOptions
+from moqmls.lock.store import Store, StoreOptions
 
 
 def _columns(cls: type[Any]) -> list[str]:
