@@ -249,3 +249,25 @@ def test_arbitrary_bytes_raise_mls_errors_only(data: bytes) -> None:
 
 _FUZZ_TARGET = _group_of([b"fuzz-a", b"fuzz-b"])[1]
 _FUZZ_PRIV = make_key_package(b"fuzz-c")[1]
+
+
+def test_after_a_committed_reinit_the_group_sends_nothing() -> None:
+    from moqmls.mls.proposals import CommittedProposal
+    from moqmls.mls.structs import Proposal, ProtocolVersion, ReInit, Sender
+
+    alice, bob = _group_of([b"alice", b"bob"])
+    reinit = ReInit(b"next-group", ProtocolVersion.MLS10, 1, ())
+    # The public API has no ReInit (this project never reinitialises); build one directly.
+    item = CommittedProposal(Proposal.of(reinit), Sender.member(0), False)
+    applied, kept = alice._apply_valid([item], 1, None)
+    pending = alice._build_commit(
+        alice._state, kept, applied, False, alice.handshake_wire_format, b""
+    )
+    alice.merge_pending(pending)
+    assert isinstance(bob.process(pending.commit), CommitProcessed)
+    _agree([alice, bob])
+    for group in (alice, Group.from_bytes(bob.to_bytes())):
+        with pytest.raises(GroupStateError):
+            group.protect(b"no more")
+        with pytest.raises(GroupStateError):
+            group.commit()

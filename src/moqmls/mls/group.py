@@ -119,6 +119,7 @@ from moqmls.mls.structs import (
     ProposalOrRefType,
     ProtocolVersion,
     PSKType,
+    ReInit,
     Remove,
     ResumptionPSKUsage,
     SelfRemove,
@@ -248,6 +249,8 @@ class EpochState:
     proposals: dict[bytes, CachedProposal] = field(default_factory=dict)
     # resumption PSKs of this and recent epochs, by epoch (§8.6)
     resumption_psks: dict[int, bytes] = field(default_factory=dict)
+    # the ReInit this epoch's Commit covered: no more messages may be sent (§12.4.2, §11.2)
+    reinit: ReInit | None = None
 
     @property
     def own_leaf(self) -> int:
@@ -439,6 +442,12 @@ class Group:
         if not self._active:
             raise GroupStateError("this member was removed from the group")
 
+    def _require_sendable(self) -> None:
+        """§12.4.2: after a ReInit was committed the old group sends nothing more."""
+        self._require_active()
+        if self._state.reinit is not None:
+            raise GroupStateError("a ReInit was committed: this group sends no more messages")
+
     # ------------------------------------------------------------------ framing helpers
 
     def _frame(
@@ -492,7 +501,7 @@ class Group:
 
     def protect(self, data: bytes, authenticated_data: bytes = b"") -> bytes:
         """§15: encrypt application data as a PrivateMessage."""
-        self._require_active()
+        self._require_sendable()
         state = self._state
         content = self._content(state, authenticated_data, application_data=data)
         message, _ = self._frame(state, content, WireFormat.MLS_PRIVATE_MESSAGE)
@@ -507,7 +516,7 @@ class Group:
         authenticated_data: bytes,
         leaf_private_key: bytes | None = None,
     ) -> bytes:
-        self._require_active()
+        self._require_sendable()
         state = self._state
         content = self._content(state, authenticated_data, proposal=proposal)
         message, authenticated = self._frame(
@@ -631,7 +640,7 @@ class Group:
         when there are no proposals (a self-update), or with ``force_path``. ``now`` (seconds
         since the Unix epoch) checks the lifetimes of added KeyPackages.
         """
-        self._require_active()
+        self._require_sendable()
         state = self._state
         me = Sender.member(state.own_leaf)
         explicit = [
@@ -714,7 +723,7 @@ class Group:
         confirmed = suite.hash(state.interim_transcript_hash + confirmed_input(signed))
         context, secrets, tag = self._advance(state, provisional, confirmed, commit_secret, applied)
         message, _ = self._frame(state, content, wire_format, tag, signature)
-        staged = self._next_state(state, context, applied.tree, private, secrets, tag)
+        staged = self._next_state(state, context, applied, private, secrets, tag)
         welcome = None
         if applied.added:
             welcome = self._welcome(staged, applied, created)
@@ -770,7 +779,7 @@ class Group:
         self,
         state: EpochState,
         context: GroupContext,
-        tree: RatchetTree,
+        applied: AppliedProposals,
         private: PrivateTree,
         secrets: EpochSecrets,
         tag: bytes,
@@ -785,15 +794,16 @@ class Group:
         return EpochState(
             state.suite,
             context,
-            tree,
+            applied.tree,
             private,
             state.signature_priv,
             secrets,
             interim_transcript_hash(state.suite, context.confirmed_transcript_hash, tag),
             tag,
-            _new_secret_tree(state.suite, secrets, tree),
+            _new_secret_tree(state.suite, secrets, applied.tree),
             {},
             resumption,
+            applied.reinit,
         )
 
     def merge_pending(self, pending: PendingCommit) -> None:
@@ -967,7 +977,7 @@ class Group:
         )
         if not hmac.compare_digest(tag, authenticated.auth.confirmation_tag or b""):
             raise ConfirmationTagError("confirmation tag does not verify")
-        staged = self._next_state(state, context, applied.tree, private, secrets, tag)
+        staged = self._next_state(state, context, applied, private, secrets, tag)
 
         def swap() -> None:
             self._state = staged
@@ -1305,6 +1315,7 @@ class _SavedGroup(Struct):
     active: int = wire(UINT8)
     handshake_wire_format: int = wire(UINT16)
     ratchet_tree_in_welcome: int = wire(UINT8)
+    reinit: ReInit | None = wire(Optional(StructWire(ReInit)))
 
 
 _SECRET_FIELDS = tuple(f.name for f in dataclasses.fields(EpochSecrets))
@@ -1346,6 +1357,7 @@ def _encode_state(group: Group) -> bytes:
         int(group.active),
         group.handshake_wire_format,
         int(group.ratchet_tree_in_welcome),
+        state.reinit,
     ).encode()
 
 
@@ -1394,6 +1406,7 @@ def _decode_state(data: bytes) -> Group:
             for p in saved.proposals
         },
         {p.epoch: p.psk for p in saved.resumption_psks},
+        saved.reinit,
     )
     return Group(
         state,
