@@ -15,6 +15,7 @@ import dataclasses
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from moqmls.mls import tree_math as tm
@@ -30,6 +31,9 @@ from moqmls.mls.structs import (
 )
 
 TreeNode = LeafNode | ParentNode | None
+
+# More missing hashes than this and `tree_hash` fills them all in one bottom-up sweep.
+_BULK_HASH_THRESHOLD = 64
 
 
 @dataclass
@@ -58,6 +62,20 @@ class MemberSummary:
         _bump(self.credentials, set(caps.credentials), sign)
         _bump(self.proposals, set(caps.proposals), sign)
         _bump(self.extensions, set(caps.extensions), sign)
+
+    @classmethod
+    def of(cls, leaves: Sequence[LeafNode]) -> MemberSummary:
+        """The summary of these leaves, counted in bulk."""
+        caps = [leaf.capabilities for leaf in leaves]
+        return cls(
+            len(leaves),
+            Counter(leaf.signature_key for leaf in leaves),
+            Counter(leaf.encryption_key for leaf in leaves),
+            Counter(leaf.credential.credential_type for leaf in leaves),
+            Counter(chain.from_iterable(set(c.credentials) for c in caps)),
+            Counter(chain.from_iterable(set(c.proposals) for c in caps)),
+            Counter(chain.from_iterable(set(c.extensions) for c in caps)),
+        )
 
     def copy(self) -> MemberSummary:
         return MemberSummary(
@@ -236,10 +254,7 @@ class RatchetTree:
     def summary(self) -> MemberSummary:
         """Counts over the members' leaves (built once, then maintained incrementally)."""
         if self._summary is None:
-            summary = MemberSummary()
-            for _, leaf in self.members():
-                summary.count(leaf, 1)
-            self._summary = summary
+            self._summary = MemberSummary.of([leaf for _, leaf in self.members()])
         return self._summary
 
     def _replace_leaf_value(self, x: int, value: TreeNode) -> None:
@@ -310,6 +325,9 @@ class RatchetTree:
         cached = self._hashes[x]
         if cached is not None:
             return cached
+        if self._hashes.count(None) > _BULK_HASH_THRESHOLD:
+            self._hash_all()
+            return self._hashes[x]  # type: ignore[return-value]
         raw = None if self._nodes[x] is None else self.encoded(x)
         if tm.is_leaf(x):
             digest = self.suite.hash(_leaf_hash_input(x >> 1, raw))
@@ -318,6 +336,24 @@ class RatchetTree:
             digest = self.suite.hash(_parent_hash_input(raw, left, right))
         self._hashes[x] = digest
         return digest
+
+    def _hash_all(self) -> None:
+        """Fill every missing tree hash bottom up, level by level (a cold tree: after
+        decoding, restoring or extending), without per-node recursion."""
+        hashes, nodes, h = self._hashes, self._nodes, self.suite.hash
+        for x in range(0, len(nodes), 2):
+            if hashes[x] is None:
+                raw = None if nodes[x] is None else self.encoded(x)
+                hashes[x] = h(_leaf_hash_input(x >> 1, raw))
+        k = 1
+        while (1 << k) - 1 < len(nodes):
+            half = 1 << (k - 1)
+            for x in range((1 << k) - 1, len(nodes), 1 << (k + 1)):
+                if hashes[x] is None:
+                    raw = None if nodes[x] is None else self.encoded(x)
+                    left, right = hashes[x - half], hashes[x + half]
+                    hashes[x] = h(_parent_hash_input(raw, left, right))  # type: ignore[arg-type]
+            k += 1
 
     def all_tree_hashes(self) -> list[bytes]:
         """§7.8: the tree hash of every node, by node index."""
@@ -544,7 +580,16 @@ def _leaf_hash_input(leaf_index: int, leaf: bytes | None) -> bytes:
 def _parent_hash_input(node: bytes | None, left: bytes, right: bytes) -> bytes:
     """§7.8: TreeHashInput{parent, ParentNodeHashInput{optional<ParentNode>, left, right}}."""
     body = b"\x02\x00" if node is None else b"\x02\x01" + node
-    return body + encode_varint(len(left)) + left + encode_varint(len(right)) + right
+    return body + _opaque(left) + _opaque(right)
+
+
+_SHORT_PREFIX = [encode_varint(n) for n in range(64)]
+
+
+def _opaque(data: bytes) -> bytes:
+    """``opaque<V>`` of a hash: a table lookup for the one-byte lengths hashes always have."""
+    n = len(data)
+    return (_SHORT_PREFIX[n] if n < 64 else encode_varint(n)) + data
 
 
 def _decode_with_spans(data: bytes) -> tuple[list[Node | None], list[bytes | None]]:
