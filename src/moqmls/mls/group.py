@@ -480,11 +480,18 @@ class Group:
         return message.encode(), authenticated
 
     def _content(
-        self, state: EpochState, authenticated_data: bytes, **body: object
+        self,
+        state: EpochState,
+        authenticated_data: bytes,
+        *,
+        application_data: bytes | None = None,
+        proposal: Proposal | None = None,
+        commit: Commit | None = None,
     ) -> FramedContent:
-        if "application_data" in body:
+        """§6: our FramedContent in ``state``'s epoch carrying exactly one of the bodies."""
+        if application_data is not None:
             content_type = ContentType.APPLICATION
-        elif "proposal" in body:
+        elif proposal is not None:
             content_type = ContentType.PROPOSAL
         else:
             content_type = ContentType.COMMIT
@@ -494,7 +501,9 @@ class Group:
             Sender.member(state.own_leaf),
             authenticated_data,
             content_type,
-            **body,  # type: ignore[arg-type]
+            application_data,
+            proposal,
+            commit,
         )
 
     # ------------------------------------------------------------------ application data
