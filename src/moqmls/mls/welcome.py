@@ -10,7 +10,7 @@ tree checks and the key schedule around it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from moqmls.mls.codec import guard_decode
@@ -121,33 +121,3 @@ def open_group_info(suite: CipherSuite, welcome: Welcome, welcome_secret: bytes)
     except DecryptionError as exc:
         raise WelcomeError(f"GroupInfo does not decrypt: {exc}") from exc
     return guard_decode(lambda: GroupInfo.decode(plaintext))
-
-
-@dataclass(frozen=True)
-class OpenedWelcome:
-    """What a joiner learns from a Welcome before any tree check."""
-
-    group_secrets: GroupSecrets
-    group_info: GroupInfo
-    psk_secret: bytes
-
-
-def open_welcome(
-    suite: CipherSuite,
-    welcome: Welcome,
-    key_package: KeyPackagePrivate,
-    welcome_secret_of: Callable[[bytes, bytes], bytes],
-    psk_secret_of: Callable[[Sequence[PreSharedKeyID]], bytes],
-) -> OpenedWelcome:
-    """§12.4.3.1: decrypt GroupSecrets, derive the welcome secret, decrypt the GroupInfo.
-
-    ``psk_secret_of`` resolves the PSKs the GroupSecrets name (raising `MissingPSKError` for
-    unknown ones); ``welcome_secret_of(joiner_secret, psk_secret)`` is the key schedule's.
-    """
-    group_secrets = open_group_secrets(suite, welcome, key_package)
-    psk_secret = psk_secret_of(group_secrets.psks)
-    welcome_secret = welcome_secret_of(group_secrets.joiner_secret, psk_secret)
-    group_info = open_group_info(suite, welcome, welcome_secret)
-    if group_info.group_context.cipher_suite != welcome.cipher_suite:
-        raise WelcomeError("GroupInfo cipher suite differs from the Welcome's")
-    return OpenedWelcome(group_secrets, group_info, psk_secret)
