@@ -15,7 +15,6 @@ import dataclasses
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
 from typing import Any
 
 from moqmls.mls import tree_math as tm
@@ -66,16 +65,25 @@ class MemberSummary:
     @classmethod
     def of(cls, leaves: Sequence[LeafNode]) -> MemberSummary:
         """The summary of these leaves, counted in bulk."""
-        caps = [leaf.capabilities for leaf in leaves]
-        return cls(
+        summary = cls(
             len(leaves),
             Counter(leaf.signature_key for leaf in leaves),
             Counter(leaf.encryption_key for leaf in leaves),
             Counter(leaf.credential.credential_type for leaf in leaves),
-            Counter(chain.from_iterable(set(c.credentials) for c in caps)),
-            Counter(chain.from_iterable(set(c.proposals) for c in caps)),
-            Counter(chain.from_iterable(set(c.extensions) for c in caps)),
         )
+        # Members mostly share one Capabilities value: count distinct values, then expand.
+        shapes = Counter(
+            (c.credentials, c.proposals, c.extensions) for c in (x.capabilities for x in leaves)
+        )
+        for (credentials, proposals, extensions), n in shapes.items():
+            for counter, types in (
+                (summary.credentials, credentials),
+                (summary.proposals, proposals),
+                (summary.extensions, extensions),
+            ):
+                for t in set(types):
+                    counter[t] += n
+        return summary
 
     def copy(self) -> MemberSummary:
         return MemberSummary(
