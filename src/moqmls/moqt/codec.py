@@ -44,6 +44,12 @@ class Location:
     object: int
 
 
+class LocationWindow(Protocol):
+    """A filter value that resolves to the Locations it passes (every draft's filter)."""
+
+    def window(self, largest: Location | None) -> tuple[Location, Location | None]: ...
+
+
 @dataclass(frozen=True)
 class SubscriptionFilter:
     """A Subscription Filter (§5.1.2): type, optional start and end group delta."""
@@ -51,6 +57,18 @@ class SubscriptionFilter:
     filter_type: int
     start: Location | None = None
     end_group_delta: int | None = None
+
+    def window(self, largest: Location | None) -> tuple[Location, Location | None]:
+        """First and last (inclusive) Location passing the filter (§5.1.2)."""
+        if self.filter_type in (3, 4) and self.start is not None:
+            if self.filter_type == 3:
+                return self.start, None
+            return self.start, Location(self.start.group + (self.end_group_delta or 0), MAX_VI64)
+        if largest is None:
+            return Location(0, 0), None
+        if self.filter_type == 1:
+            return Location(largest.group + 1, 0), None
+        return Location(largest.group, largest.object + 1), None
 
 
 class Reader:
@@ -273,16 +291,21 @@ class _Params:
     """Message Parameters (§9.2): a count, then delta-coded types with per-type values."""
 
     def encode(self, value: Any, profile: Profile, message: str) -> bytes:
-        items = sorted(
-            ((profile.param_by_name[name], v) for name, v in value.items()),
-            key=lambda sv: sv[0].code,
-        )
+        items = []
+        for name, v in value.items():
+            spec = profile.param_by_name.get(name)
+            if spec is None:
+                raise EncodeError(f"parameter {name} does not exist in {profile.alpn}")
+            if spec.scope and message not in spec.scope:
+                continue  # this draft does not carry it in this message (bridged drafts differ)
+            items += [(spec, one) for one in (v if spec.repeatable else (v,))]
+        items.sort(key=lambda sv: sv[0].code)  # stable: repeated values keep their order
         out = [encode_vi64(len(items))]
         previous = 0
         for spec, v in items:
             out.append(encode_vi64(spec.code - previous))
             previous = spec.code
-            out.append(PARAM_KINDS[spec.kind].encode(v, profile, message))
+            out.append(param_kind(spec.kind).encode(v, profile, message))
         return b"".join(out)
 
     def decode(self, r: Reader, profile: Profile, message: str) -> Any:
@@ -296,15 +319,15 @@ class _Params:
                 raise ProtocolViolation(f"unknown message parameter {code:#x}")
             if spec.scope and message not in spec.scope:
                 raise ProtocolViolation(f"parameter {spec.name} not allowed in {message}")
-            if spec.name in params:
+            if spec.name in params and not spec.repeatable:
                 raise ProtocolViolation(f"duplicate parameter {spec.name}")
             try:
-                value = PARAM_KINDS[spec.kind].decode(r, profile, message)
+                value = param_kind(spec.kind).decode(r, profile, message)
             except TruncatedError as exc:
                 raise KeyValueFormattingError(f"parameter {spec.name}: {exc}") from exc
             if spec.allowed is not None and value not in spec.allowed:
                 raise ProtocolViolation(f"parameter {spec.name} has invalid value {value}")
-            params[spec.name] = value
+            params[spec.name] = (*params.get(spec.name, ()), value) if spec.repeatable else value
         return params
 
 
@@ -354,6 +377,11 @@ PARAM_KINDS: dict[str, Kind] = {
 }
 
 
+def param_kind(kind: str | Kind) -> Kind:
+    """The codec of a parameter kind: a name in `PARAM_KINDS` or a draft's own `Kind`."""
+    return PARAM_KINDS[kind] if isinstance(kind, str) else kind
+
+
 @dataclass(frozen=True)
 class Field:
     """One field of a message layout; `when` makes it conditional on earlier fields."""
@@ -372,10 +400,16 @@ class MessageSpec:
     cls: type[Any]
     layout: tuple[Field, ...]
     name: str
+    #: Maps the version-neutral value to the fields this draft puts on the wire (and back),
+    #: e.g. a FETCH range carried as a LOCATION_FILTER parameter from draft-20 on.
+    to_wire: Callable[[Any], Any] | None = None
+    from_wire: Callable[[Any], Any] | None = None
 
 
 def encode_payload(spec: MessageSpec, message: Any, profile: Profile) -> bytes:
     """The payload of `message` following its layout."""
+    if spec.to_wire is not None:
+        message = spec.to_wire(message)
     values = {f.name: getattr(message, f.name) for f in dataclasses.fields(message)}
     out = []
     for f in spec.layout:
@@ -397,7 +431,8 @@ def decode_payload(spec: MessageSpec, r: Reader, profile: Profile) -> Any:
         values[f.name] = f.kind.decode(r, profile, spec.name)
     if r.remaining():
         raise TrailingDataError(f"{r.remaining()} trailing bytes in {spec.name}")
-    return spec.cls(**values)
+    message = spec.cls(**values)
+    return message if spec.from_wire is None else spec.from_wire(message)
 
 
 def encode_message(message: Any, profile: Profile) -> bytes:

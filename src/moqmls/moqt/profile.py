@@ -37,9 +37,11 @@ class ParamSpec:
 
     name: str
     code: int
-    kind: str
+    kind: str | Kind
     scope: frozenset[str] = frozenset()
     allowed: frozenset[int] | None = None
+    #: May appear several times in one message; the value is then a tuple.
+    repeatable: bool = False
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from moqmls.moqt import events as ev
 from moqmls.moqt import messages as m
 from moqmls.moqt.codec import (
     Location,
+    LocationWindow,
     Namespace,
     Properties,
-    SubscriptionFilter,
     decode_message,
     encode_message,
     split_message,
@@ -140,10 +140,10 @@ class Request:
     track_alias: int | None = None
     forward: bool = True
     start: Location = Location(0, 0)
-    end_group: int | None = None
+    end: Location | None = None  # inclusive
     streams_opened: int = 0
     largest: Location | None = None
-    filter: SubscriptionFilter | None = None
+    filter: LocationWindow | None = None
     # subgroup streams we publish: (group, subgroup) -> [stream_id, header, last object id]
     out_streams: dict[tuple[int, int], list[Any]] = field(default_factory=dict)
     fetch_stream: int | None = None
@@ -508,7 +508,7 @@ class MoQTSession:
         if req is None or self.closed or req.track_alias is None or not req.forward:
             return False
         loc = Location(group_id, object_id)
-        if loc < req.start or (req.end_group is not None and group_id > req.end_group):
+        if loc < req.start or (req.end is not None and loc > req.end):
             return False
         key = (group_id, subgroup_id)
         entry = req.out_streams.get(key)
@@ -636,18 +636,10 @@ class MoQTSession:
             self._write(req.out_streams.pop(key)[0], b"", end=True)
 
     def _apply_filter(
-        self, req: Request, flt: SubscriptionFilter | None, largest: Location | None
+        self, req: Request, flt: LocationWindow | None, largest: Location | None
     ) -> None:
-        if flt is None:
-            return
-        if flt.filter_type == 2 and largest is not None:
-            req.start = Location(largest.group, largest.object + 1)
-        elif flt.filter_type == 1 and largest is not None:
-            req.start = Location(largest.group + 1, 0)
-        elif flt.filter_type in (3, 4) and flt.start is not None:
-            req.start = flt.start
-            if flt.filter_type == 4:
-                req.end_group = flt.start.group + (flt.end_group_delta or 0)
+        if flt is not None:
+            req.start, req.end = flt.window(largest)
 
     def _request_gone(self, request_id: int, code: int | None) -> None:
         req = self._requests.pop(request_id, None)
