@@ -1379,9 +1379,11 @@ def _decode_state(data: bytes) -> Group:
         raise DecodeError("saved group state has the wrong number of epoch secrets")
     secrets = EpochSecrets(**dict(zip(_SECRET_FIELDS, saved.epoch_secrets, strict=True)))
     tree = guard_decode(lambda: RatchetTree.decode(suite, saved.ratchet_tree))
-    # Also warms the tree-hash cache, so the first commit after a restore is as fast as any.
+    # Also warms the tree-hash cache (and below the member summary), so the first commit after
+    # a restore is as fast as any later one.
     if tree.tree_hash() != saved.context.tree_hash:
         raise DecodeError("saved ratchet tree does not match the saved group context")
+    tree.summary()
     private = PrivateTree(saved.own_leaf, {k.node: (k.public, k.private) for k in saved.node_keys})
     secret_tree = SecretTree(
         suite,
