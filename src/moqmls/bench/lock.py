@@ -5,7 +5,9 @@ production) on loopback and N concurrent clients, each committing epoch after ep
 own group: lock(E) -> Acquired -> complete(token, Commit bytes) -> Committed. A cycle's
 latency runs from sending the lock to receiving Committed. The in-memory store is the peer
 every other store is compared with (the cost of the HTTP service alone). The etcd
-configuration starts its own 3-member cluster on loopback (data on /dev/shm).
+configuration starts its own 3-member cluster on loopback (data on /dev/shm). SQLite runs
+with its default durability (an fsync per epoch advance); `--stores sqlite-normal` measures
+it without that fsync.
 
 Target (issue 6): >= 500 cycles/s and p99 <= 20 ms on SQLite with 8 clients.
 """
@@ -39,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stores",
         default=",".join(STORES),
-        help="comma-separated stores to measure: memory,sqlite,etcd (default all)",
+        help="comma-separated stores to measure: memory, sqlite (fsync per commit), "
+        "sqlite-normal (no fsync), etcd (default memory,sqlite,etcd)",
     )
     parser.add_argument(
         "--clients",
@@ -66,7 +69,7 @@ class Result:
 
 
 @contextlib.asynccontextmanager
-async def _service(store: str) -> AsyncIterator[str]:
+async def _service(store: str, *options: str) -> AsyncIterator[str]:
     """`python -m moqmls lock-service` on an ephemeral port; yields its URL."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -79,6 +82,7 @@ async def _service(store: str) -> AsyncIterator[str]:
         store,
         "--max-inflight",
         "4096",
+        *options,
         stdout=asyncio.subprocess.PIPE,
     )
     try:
@@ -117,8 +121,10 @@ async def _cycles(
     return latencies
 
 
-async def _measure(store: str, spec: str, clients: int, seconds: float, size: int) -> Result:
-    async with _service(spec) as url:
+async def _measure(
+    store: str, spec: tuple[str, ...], clients: int, seconds: float, size: int
+) -> Result:
+    async with _service(*spec) as url:
         pool = [LockClient(url) for _ in range(clients)]
         try:
             loop = asyncio.get_running_loop()
@@ -143,16 +149,18 @@ async def _measure(store: str, spec: str, clients: int, seconds: float, size: in
 
 
 @contextlib.contextmanager
-def _store_spec(store: str) -> Iterator[str]:
+def _store_spec(store: str) -> Iterator[tuple[str, ...]]:
+    """The service's --store argument (and options) for a benchmarked store."""
     if store == "memory":
-        yield "memory"
-    elif store == "sqlite":
+        yield ("memory",)
+    elif store in ("sqlite", "sqlite-normal"):
+        sync = "normal" if store == "sqlite-normal" else "full"
         with tempfile.TemporaryDirectory(prefix="moqmls-bench-lock-") as tmp:
-            yield f"sqlite:{Path(tmp) / 'lock.db'}"
+            yield (f"sqlite:{Path(tmp) / 'lock.db'}", "--sqlite-sync", sync)
     elif store == "etcd":
         print("  starting a 3-member etcd cluster on loopback ...", flush=True)
         with EtcdCluster(3) as cluster:
-            yield cluster.spec
+            yield (cluster.spec,)
     else:
         raise ValueError(f"unknown store {store!r}")
 

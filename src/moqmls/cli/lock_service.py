@@ -50,6 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="epoch records (commit hash, Commit, Welcome) kept per group (default: %(default)s)",
     )
     parser.add_argument(
+        "--sqlite-sync",
+        choices=("full", "normal"),
+        default="full",
+        help="SQLite durability of epoch advances: 'full' fsyncs each (survives power loss), "
+        "'normal' survives a killed service process only (default: %(default)s)",
+    )
+    parser.add_argument(
         "--max-body",
         type=int,
         default=DEFAULT_MAX_BODY,
@@ -80,7 +87,7 @@ async def _serve(args: argparse.Namespace) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with (
-        open_store(args.store, options) as store,
+        open_store(args.store, options, sqlite_sync=args.sqlite_sync) as store,
         serve(
             store,
             host,

@@ -5,7 +5,9 @@ decision runs in one ``BEGIN IMMEDIATE`` transaction (the write lock is taken be
 read, so decisions on one file are serialised across processes), with the server time read
 after the lock is held. The database is in WAL mode; epoch advances are committed with
 ``synchronous=FULL`` so a stored Commit survives even a crash of the machine (other
-writes use ``NORMAL``: a lease lost in a machine crash only costs a retry). Blocking
+writes use ``NORMAL``: a lease lost in a machine crash only costs a retry). With
+``sync="normal"`` epoch advances use ``NORMAL`` too: they still survive the death of the
+service process (SIGKILL), but not a power loss. Blocking
 sqlite3 calls run on one worker thread, off the event loop; requests that arrive while
 it works are decided together in the next transaction (group commit), each in arrival order
 and each seeing the writes of those before it.
@@ -101,13 +103,17 @@ class SQLiteStore(Store):
         options: StoreOptions | None = None,
         *,
         busy_timeout_ms: int = 10_000,
+        sync: str = "full",
     ) -> None:
+        if sync not in ("full", "normal"):
+            raise ValueError("sync must be 'full' or 'normal'")
         super().__init__(options)
         self.path = str(path)
         self.busy_timeout_ms = busy_timeout_ms
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
         self._synchronous = ""
+        self._commit_sync = sync.upper()
         self._pending: list[_Pending] = []
         self._drainer: asyncio.Task[None] | None = None
 
@@ -202,7 +208,7 @@ class SQLiteStore(Store):
         # committer relies on: a batch with one waits for the fsync (the pragma is per
         # connection and cannot change inside a transaction).
         durable = any(p.record_epoch is not None for p in batch)
-        self._set_synchronous(db, "FULL" if durable else "NORMAL")
+        self._set_synchronous(db, self._commit_sync if durable else "NORMAL")
         outcomes: list[_Outcome] = []
         db.execute("BEGIN IMMEDIATE")
         try:
