@@ -87,6 +87,13 @@ class PublishOk:
 
 
 @dataclass(frozen=True)
+class PublishStateNotify:
+    """PUBLISH_STATE_NOTIFY (draft-20 on): the publisher's changed subscription parameters."""
+
+    params: Params = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class PublishDone:
     """PUBLISH_DONE (§9.13)."""
 

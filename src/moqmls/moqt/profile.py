@@ -422,7 +422,7 @@ DRAFT_18 = Profile(
     token_alias_types={"DELETE": 0x0, "REGISTER": 0x1, "USE_ALIAS": 0x2, "USE_VALUE": 0x3},
 )
 
-#: Profiles by ALPN, in our order of preference.
+#: Profiles by ALPN, in our order of preference; `profile22` adds ``moqt-22``.
 PROFILES: dict[str, Profile] = {DRAFT_18.alpn: DRAFT_18}
 
 
@@ -433,3 +433,6 @@ def profile_for_alpn(alpn: str | None) -> Profile:
     if alpn is None or alpn not in PROFILES:
         raise VersionNegotiationError(f"unsupported ALPN {alpn!r}")
     return PROFILES[alpn]
+
+
+import moqmls.moqt.profile22  # noqa: E402, F401  (registers moqt-22 in PROFILES)

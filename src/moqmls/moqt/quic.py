@@ -13,6 +13,7 @@ import contextlib
 import datetime
 import ipaddress
 import logging
+import socket
 import ssl
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 DEFAULT_ALPNS: tuple[str, ...] = tuple(PROFILES)
 EventHandler = Callable[["MoQTProtocol", ev.Event], None]
 MAX_DATAGRAM_FRAME = 65536
+SOCKET_BUFFER = 1 << 22
+MAX_DATAGRAM_SIZE = 1452
 IMPLEMENTATION = b"moqmls 0.1"
 
 
@@ -51,8 +54,13 @@ def quic_configuration(
     is_client: bool,
     alpns: tuple[str, ...] = DEFAULT_ALPNS,
     idle_timeout: float = 30.0,
+    max_datagram_size: int = MAX_DATAGRAM_SIZE,
 ) -> QuicConfiguration:
-    """A QUIC configuration for MoQT: ALPNs, datagrams on, roomy flow control."""
+    """A QUIC configuration for MoQT: ALPNs, datagrams on, roomy flow control.
+
+    UDP payloads default to 1452 bytes (an Ethernet path's usual size) rather than
+    QUIC's 1200-byte floor, so a 1,200-byte object and its headers fit in one packet.
+    """
     return QuicConfiguration(
         is_client=is_client,
         alpn_protocols=list(alpns),
@@ -60,6 +68,7 @@ def quic_configuration(
         idle_timeout=idle_timeout,
         max_data=1 << 24,
         max_stream_data=1 << 22,
+        max_datagram_size=max_datagram_size,
     )
 
 
@@ -266,11 +275,22 @@ async def open_connection(
                 connect(host, port, configuration=config, create_protocol=create)
             )
             assert isinstance(proto, MoQTProtocol)
+            enlarge_socket_buffers(proto._transport)
             await proto.ready
     except BaseException:
         await stack.aclose()
         raise
     return proto, stack
+
+
+def enlarge_socket_buffers(transport: Any, size: int = SOCKET_BUFFER) -> None:
+    """Ask for large UDP buffers: a slow reader must not drop packets on a burst."""
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, option, size)
 
 
 def _is_ip(host: str) -> bool:
@@ -304,5 +324,6 @@ async def start_server(
     server = await serve(host, port, configuration=config, create_protocol=create)
     transport = server._transport
     assert transport is not None
+    enlarge_socket_buffers(transport)
     bound = transport.get_extra_info("sockname")[1]
     return server, int(bound)
