@@ -200,3 +200,37 @@ async def test_relay_restart_clients_reconnect() -> None:
         await sub_c.close()
         if second is not None:
             await second.close(grace=0.05)
+
+
+async def test_track_status(relay: Relay) -> None:
+    async with clients(relay, 2) as (pub_c, asker):
+        pub = await pub_c.publish(("grp-status", "commit"), "jack")
+        await pub.write(4, 2, b"x")
+        await asyncio.sleep(0.1)
+        assert await asker.track_status(("grp-status", "commit"), "jack") == Location(4, 2)
+        with pytest.raises(RequestError) as info:
+            await asker.track_status(("grp-status", "commit"), "nobody")
+        assert info.value.code == 0x10  # DOES_NOT_EXIST
+
+
+async def test_auth_limits_routing_to_namespace_publishers() -> None:
+    cfg = RelayConfig(auth_tokens={b"t-kim": frozenset({b"kim"}), b"t-sub": frozenset()})
+    r = Relay(cfg)
+    await r.start("127.0.0.1", 0)
+    try:
+        async with (
+            clients(r, 1, auth_token=b"t-kim") as (kim,),
+            clients(r, 1, auth_token=b"t-sub") as (sub,),
+        ):
+            await kim.publish(("grp-auth", "kp"), "kim", announce="namespace")
+            stream = await sub.subscribe(("grp-auth", "kp"), "kim")
+            assert stream.track_name == b"kim"
+            # kim announced the namespace, but may not serve a track named "lee"
+            with pytest.raises(RequestError) as info:
+                await sub.subscribe(("grp-auth", "kp"), "lee")
+            assert info.value.code == 0x10
+            # a session whose token lists no names may not publish at all
+            with pytest.raises(RequestError):
+                await sub.publish(("grp-auth", "kp"), "sub")
+    finally:
+        await r.close(grace=0.05)

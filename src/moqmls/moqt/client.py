@@ -559,6 +559,13 @@ class MoQTClient:
             for o in objects
         ]
 
+    async def track_status(self, namespace: NamespaceLike, track_name: NameLike) -> Location | None:
+        """TRACK_STATUS (§9.16): the track's Largest Location, None when nothing published."""
+        rid = self.session.track_status(to_namespace(namespace), to_name(track_name))
+        answer = await self._await_answer(rid)
+        largest = getattr(answer, "params", {}).get("largest_object")
+        return largest if isinstance(largest, Location) else None
+
     # --- plumbing -----------------------------------------------------------------------
 
     def _kick(self) -> None:
@@ -704,6 +711,28 @@ class MoQTClient:
             if stream.mode == "namespace" and namespace_matches(stream.prefix, e.namespace):
                 self._h_namespace(proto, ev.NamespaceAnnounced(rid, e.namespace))
 
+    def _h_track_status(self, proto: MoQTProtocol, e: ev.TrackStatusRequested) -> None:
+        session = proto.session
+        assert session is not None
+        pub = self._published.get((e.namespace, e.track_name))
+        if pub is None:
+            session.reject(
+                e.request_id, session.profile.request_errors["DOES_NOT_EXIST"], "not published here"
+            )
+            return
+        params = {} if pub.largest is None else {"largest_object": pub.largest}
+        session.accept_request(e.request_id, params, pub.track_properties)
+
+    def _h_not_supported(self, proto: MoQTProtocol, e: Any) -> None:
+        # A client serves no namespace or track discovery of its own.
+        session = proto.session
+        assert session is not None
+        session.reject(
+            e.request_id,
+            session.profile.request_errors["NOT_SUPPORTED"],
+            "not supported by this endpoint",
+        )
+
     def _h_closed(self, proto: MoQTProtocol, e: ev.RequestClosed) -> None:
         self._answer(e.request_id, e)
         pub = self._serving.pop(e.request_id, None)
@@ -732,6 +761,9 @@ _HANDLERS: dict[type[Any], Callable[[MoQTClient, MoQTProtocol, Any], None]] = {
     ev.FetchRequested: MoQTClient._h_fetch,
     ev.NamespaceAnnounced: MoQTClient._h_namespace,
     ev.PublishNamespaceRequested: MoQTClient._h_publish_namespace,
+    ev.TrackStatusRequested: MoQTClient._h_track_status,
+    ev.SubscribeNamespaceRequested: MoQTClient._h_not_supported,
+    ev.SubscribeTracksRequested: MoQTClient._h_not_supported,
     ev.RequestClosed: MoQTClient._h_closed,
     ev.GoawayReceived: MoQTClient._h_goaway,
     ev.SessionTerminated: MoQTClient._h_terminated,

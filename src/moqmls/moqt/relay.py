@@ -378,10 +378,12 @@ class Relay:
 
     # --- subscribing ------------------------------------------------------------------------
 
-    def _sources(self, namespace: Namespace, exclude: Peer) -> list[Peer]:
+    def _sources(self, key: TrackKey, exclude: Peer) -> list[Peer]:
+        """Sessions to ask for a track: namespace publishers allowed to publish it, upstream."""
+        namespace, name = key
         found = []
         for peer in self.peers:
-            if peer is exclude or not peer.alive():
+            if peer is exclude or not peer.alive() or not self._may_publish(peer, name):
                 continue
             if any(namespace_matches(ns, namespace) for ns in peer.namespaces.values()):
                 found.append(peer)
@@ -406,7 +408,7 @@ class Relay:
             if not others:
                 self._subscribe_upstream(track, exclude=peer)
             return
-        sources = self._sources(e.namespace, exclude=peer)
+        sources = self._sources(key, exclude=peer)
         if not sources:
             session.reject(
                 e.request_id,
@@ -421,7 +423,7 @@ class Relay:
 
     def _subscribe_upstream(self, track: Track, exclude: Peer) -> None:
         """One aggregated upstream SUBSCRIBE per source (§8.4)."""
-        for src in self._sources(track.key[0], exclude):
+        for src in self._sources(track.key, exclude):
             if src in track.publishers or src in track.upstream_pending:
                 continue
             rid = src.session.subscribe(track.key[0], track.key[1], {"forward": 1})
@@ -477,6 +479,20 @@ class Relay:
         if track.subscribers.get(peer) == e.request_id:
             del track.subscribers[peer]
 
+    def _on_track_status(self, peer: Peer, e: ev.TrackStatusRequested) -> None:
+        """TRACK_STATUS (§9.16): answered from the track table and cache."""
+        session = peer.session
+        key = (e.namespace, e.track_name)
+        track = self.tracks.get(key)
+        largest = self.cache.largest(key)
+        if track is None and largest is None:
+            session.reject(
+                e.request_id, session.profile.request_errors["DOES_NOT_EXIST"], "unknown track"
+            )
+            return
+        params = {} if largest is None else {"largest_object": largest}
+        session.accept_request(e.request_id, params, track.properties if track else ())
+
     # --- fetching -------------------------------------------------------------------------
 
     def _on_fetch(self, peer: Peer, e: ev.FetchRequested) -> None:
@@ -489,7 +505,7 @@ class Relay:
         cached = self.cache.range(key, e.start, e.end, now)
         earliest = self.cache.earliest(key, now)
         if not cached or (earliest is not None and e.start < earliest):
-            sources = [s for s in self._sources(e.namespace, exclude=peer)]
+            sources = self._sources(key, exclude=peer)
             if sources:
                 src = sources[0]
                 rid = src.session.fetch(e.namespace, e.track_name, e.start, e.end)
@@ -689,6 +705,7 @@ _HANDLERS: dict[type[Any], Any] = {
     ev.SubscribeAccepted: Relay._on_subscribe_ok,
     ev.RequestRejected: Relay._on_rejected,
     ev.FetchRequested: Relay._on_fetch,
+    ev.TrackStatusRequested: Relay._on_track_status,
     ev.FetchAccepted: Relay._on_fetch_ok,
     ev.FetchFinished: Relay._on_fetch_finished,
     ev.PublishNamespaceRequested: Relay._on_publish_namespace,

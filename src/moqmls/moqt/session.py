@@ -742,6 +742,7 @@ class MoQTSession:
             req = self._requests.get(item.request_id)
             if req is None or not req.local or req.kind is not m.Fetch:
                 state.ignore = True  # a late stream for a cancelled fetch
+                self._commands.append(StopSending(stream_id, self.profile.reset_codes["CANCELLED"]))
                 return
             state.request_id = item.request_id
             return
