@@ -1,16 +1,19 @@
 """The SQLite store, the embedded default (DESIGN.md "Lock service").
 
 State survives restarts, and several service processes may share one database file: each
-decision runs in one ``BEGIN IMMEDIATE`` transaction (the write lock is taken before the
+decision runs in a ``BEGIN IMMEDIATE`` transaction (the write lock is taken before the
 read, so decisions on one file are serialised across processes), with the server time read
-after the lock is held. The database is in WAL mode; epoch advances are committed with
-``synchronous=FULL`` so a stored Commit survives even a crash of the machine (other
-writes use ``NORMAL``: a lease lost in a machine crash only costs a retry). With
-``sync="normal"`` epoch advances use ``NORMAL`` too: they still survive the death of the
-service process (SIGKILL), but not a power loss. Blocking
-sqlite3 calls run on one worker thread, off the event loop; requests that arrive while
-it works are decided together in the next transaction (group commit), each in arrival order
-and each seeing the writes of those before it.
+after the lock is held. Blocking sqlite3 calls run on a worker thread, off the event loop;
+requests that arrive while it works are decided together in the next transaction (group
+commit), each in arrival order and each seeing the writes of those before it.
+
+Durability: the database is in WAL mode with ``synchronous=NORMAL``, so every committed
+transaction survives the death of the service process (SIGKILL). With ``sync="full"``
+(the default) an answer to complete — the one a committer relies on — is also held back
+until an fsync of the WAL that began after its transaction committed, so it survives a
+crash of the machine too. That fsync runs on a second thread outside SQLite's write lock,
+so it overlaps the next transactions instead of stalling them, and one fsync covers every
+completion committed before it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -68,6 +72,11 @@ def _upsert(table: str) -> str:
     return f"INSERT OR REPLACE INTO {table} ({', '.join(map(_q, cols))}) VALUES ({marks})"
 
 
+_SELECT_HEAD = _select("heads", ["group"])
+_SELECT_LEASE = _select("leases", ["group"])
+_SELECT_RECORD = _select("epochs", ["group", "epoch"])
+_UPSERT = {table: _upsert(table) for table in _TABLES}
+
 _HISTORY = (
     'SELECT "epoch", "commit_hash", "committer", "token", NULL, NULL FROM epochs '
     'WHERE "group" = ? ORDER BY "epoch"'
@@ -95,7 +104,7 @@ class _Pending:
 
 
 class SQLiteStore(Store):
-    """A database file; one worker thread owns this process's connection to it."""
+    """A database file; a worker thread owns this process's connection to it."""
 
     def __init__(
         self,
@@ -110,12 +119,15 @@ class SQLiteStore(Store):
         super().__init__(options)
         self.path = str(path)
         self.busy_timeout_ms = busy_timeout_ms
+        self.sync = sync
         self._executor: ThreadPoolExecutor | None = None
+        self._fsyncer: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
-        self._synchronous = ""
-        self._commit_sync = sync.upper()
+        self._wal_fd: int | None = None
         self._pending: list[_Pending] = []
+        self._unsynced: list[tuple[asyncio.Future[_Outcome], _Outcome]] = []
         self._drainer: asyncio.Task[None] | None = None
+        self._syncer: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -123,17 +135,24 @@ class SQLiteStore(Store):
         """Open the database (creating its schema) on the worker thread."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="moqmls-lock-sqlite")
+            self._fsyncer = ThreadPoolExecutor(1, thread_name_prefix="moqmls-lock-fsync")
             await self._run(self._open)
 
     async def close(self) -> None:
-        """Close the connection and stop the worker thread."""
+        """Finish queued work, close the connection and stop the threads."""
         if self._drainer is not None:
             with contextlib.suppress(Exception):
                 await self._drainer
+        if self._syncer is not None:  # after the drainer: it may have started one
+            with contextlib.suppress(Exception):
+                await self._syncer
         if self._executor is not None:
             await self._run(self._close)
             self._executor.shutdown(wait=True)
             self._executor = None
+        if self._fsyncer is not None:
+            self._fsyncer.shutdown(wait=True)
+            self._fsyncer = None
 
     def _open(self) -> None:
         db = sqlite3.connect(
@@ -142,17 +161,31 @@ class SQLiteStore(Store):
             isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
             check_same_thread=False,
         )
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        self._synchronous = "NORMAL"
+        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        # Without WAL (a filesystem that cannot share memory) every commit syncs itself.
+        durable = self.sync == "full" and mode != "wal"
+        db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
         db.execute("BEGIN IMMEDIATE")
         for statement in _schema():
             db.execute(statement)
         db.execute("COMMIT")
+        if self.sync == "full" and mode == "wal":
+            # The WAL lives as long as any connection does (ours), so this descriptor
+            # always names the file that holds our commits until they are checkpointed;
+            # a checkpoint syncs the WAL first and the database after.
+            self._wal_fd = os.open(self.path + "-wal", os.O_RDONLY)
+            dir_fd = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)  # the WAL's directory entry, once
+            finally:
+                os.close(dir_fd)
         self._db = db
 
     def _close(self) -> None:
+        if self._wal_fd is not None:
+            os.close(self._wal_fd)
+            self._wal_fd = None
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -174,27 +207,26 @@ class SQLiteStore(Store):
 
     def _snapshot(self, db: sqlite3.Connection, group: str, record_epoch: int | None) -> Snapshot:
         now = self.clock()
-        row = db.execute(_select("heads", ["group"]), (group,)).fetchone()
+        row = db.execute(_SELECT_HEAD, (group,)).fetchone()
         head = None if row is None else GroupHead(group, *row)
-        row = db.execute(_select("leases", ["group"]), (group,)).fetchone()
+        row = db.execute(_SELECT_LEASE, (group,)).fetchone()
         lease = None if row is None else Lease(*row)
         record = None
         if record_epoch is not None:
-            row = db.execute(_select("epochs", ["group", "epoch"]), (group, record_epoch))
-            found = row.fetchone()
+            found = db.execute(_SELECT_RECORD, (group, record_epoch)).fetchone()
             record = None if found is None else StoredEpoch(*found)
         live = lease is not None and now < lease.expires_at_ms
         return Snapshot(now, head, lease, live, record)
 
     def _write(self, db: sqlite3.Connection, group: str, decision: Decision[Any]) -> None:
         if decision.head is not None:
-            db.execute(_upsert("heads"), astuple(decision.head))
+            db.execute(_UPSERT["heads"], astuple(decision.head))
         if decision.clear_lease:
             db.execute('DELETE FROM leases WHERE "group" = ?', (group,))
         if decision.lease is not None:
-            db.execute(_upsert("leases"), (group, *astuple(decision.lease)))
+            db.execute(_UPSERT["leases"], (group, *astuple(decision.lease)))
         if decision.record is not None:
-            db.execute(_upsert("epochs"), (group, *astuple(decision.record)))
+            db.execute(_UPSERT["epochs"], (group, *astuple(decision.record)))
         if decision.prune_below is not None:
             db.execute(
                 'DELETE FROM epochs WHERE "group" = ? AND "epoch" < ?',
@@ -202,21 +234,15 @@ class SQLiteStore(Store):
             )
 
     def _run_batch(self, batch: list[_Pending]) -> list[_Outcome]:
-        """Decide a batch of requests in one transaction (group commit: one fsync for all)."""
+        """Decide a batch of requests in one transaction (worker thread)."""
         db = self._conn()
-        # Only a complete of an epoch lease reads a record, and it is the one write a
-        # committer relies on: a batch with one waits for the fsync (the pragma is per
-        # connection and cannot change inside a transaction).
-        durable = any(p.record_epoch is not None for p in batch)
-        self._set_synchronous(db, self._commit_sync if durable else "NORMAL")
         outcomes: list[_Outcome] = []
         db.execute("BEGIN IMMEDIATE")
         try:
             for pending in batch:
+                snap = self._snapshot(db, pending.group, pending.record_epoch)
                 try:
-                    decision = pending.decide(
-                        self._snapshot(db, pending.group, pending.record_epoch)
-                    )
+                    decision = pending.decide(snap)
                 except LockError as exc:  # decisions raise before writing anything
                     outcomes.append(exc)
                     continue
@@ -229,11 +255,6 @@ class SQLiteStore(Store):
                 db.execute("ROLLBACK")
             raise
         return outcomes
-
-    def _set_synchronous(self, db: sqlite3.Connection, level: str) -> None:
-        if self._synchronous != level:
-            db.execute(f"PRAGMA synchronous={level}")
-            self._synchronous = level
 
     async def _transact(
         self, group: str, record_epoch: int | None, decide: Callable[[Snapshot], Decision[R]]
@@ -260,8 +281,31 @@ class SQLiteStore(Store):
                         pending.future.set_exception(exc)
                 continue
             for pending, outcome in zip(batch, outcomes, strict=True):
-                if not pending.future.done():
+                # A complete's answer waits for the WAL fsync (only a complete reads a record).
+                if self._wal_fd is not None and pending.record_epoch is not None:
+                    self._unsynced.append((pending.future, outcome))
+                elif not pending.future.done():
                     pending.future.set_result(outcome)
+            if self._unsynced and (self._syncer is None or self._syncer.done()):
+                self._syncer = asyncio.create_task(self._sync())
+
+    async def _sync(self) -> None:
+        """fsync the WAL, then release the answers committed before the fsync began."""
+        loop = asyncio.get_running_loop()
+        while self._unsynced and self._wal_fd is not None:
+            waiting, self._unsynced = self._unsynced, []
+            error: Exception | None = None
+            try:
+                await loop.run_in_executor(self._fsyncer, os.fsync, self._wal_fd)
+            except OSError as exc:
+                error = UnavailableError(f"sqlite: fsync failed: {exc}")
+            for future, outcome in waiting:
+                if future.done():
+                    continue
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(outcome)
 
     def _read_sync(
         self, group: str, record_epoch: int | None, history: bool
