@@ -19,12 +19,15 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from moqmls.moqt.client import MoQTClient, ObjectStream, connect
+from moqmls.moqt.client import ObjectStream, connect
 
 NAMESPACE = ("bench", "relay")
 TRACK = "stream"
 HEADER = struct.Struct(">QQ")  # sequence number, send time (ns, CLOCK_MONOTONIC)
+
+_WORKER = "from moqmls.bench.relay import worker_main; worker_main()"
 
 _MOQRS_SERVER = """
 import asyncio, sys, moq
@@ -43,6 +46,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds (default 10)")
     parser.add_argument(
         "--group", type=int, default=250, help="objects per group, i.e. per stream (default 250)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="subscriber processes sharing the subscribers (default 2)",
+    )
+    parser.add_argument(
+        "--drain", type=float, default=5.0, help="seconds to wait for stragglers (default 5)"
     )
     parser.add_argument(
         "--only", choices=("ours", "moqrs"), help="measure only one relay (no ratios)"
@@ -75,11 +87,18 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _start_process(argv: list[str], marker: str) -> tuple[asyncio.subprocess.Process, str]:
+async def _start_process(
+    argv: list[str], marker: str, stdin: bool = False
+) -> tuple[asyncio.subprocess.Process, str]:
     src = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ, PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env
+        *argv,
+        stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=env,
+        limit=1 << 26,
     )
     assert proc.stdout is not None
     while True:
@@ -100,58 +119,105 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
             await proc.wait()
 
 
-async def _receive(
-    stream: ObjectStream, m: Measure, seen: set[tuple[int, int]], index: int
-) -> None:
+async def _receive(stream: ObjectStream, state: dict[str, Any], index: int) -> None:
+    seen: set[int] = set()
     async for obj in stream:
         now = time.monotonic_ns()
         seq, sent = HEADER.unpack_from(obj.payload)
-        if (index, seq) not in seen:
-            seen.add((index, seq))
-            m.delivered += 1
-            m.latencies_ms.append((now - sent) / 1e6)
+        if seq not in seen:
+            seen.add(seq)
+            state["delivered"] += 1
+            state["lat"].append(round((now - sent) / 1e6, 3))
+            if state["delivered"] >= state["expected"]:
+                state["done"].set()
+
+
+async def _worker(url: str, count: int, expected_each: int) -> None:
+    """A subscriber process: `count` sessions, each SUBSCRIBEs to the bench track."""
+    state: dict[str, Any] = {
+        "delivered": 0,
+        "lat": [],
+        "expected": count * expected_each,
+        "done": asyncio.Event(),
+    }
+    clients = []
+    tasks = []
+    for i in range(count):
+        client = await connect(url, verify=False)
+        clients.append(client)
+        stream = await client.subscribe(NAMESPACE, TRACK)
+        tasks.append(asyncio.ensure_future(_receive(stream, state, i)))
+    print("READY", flush=True)
+    loop = asyncio.get_running_loop()
+    stop = loop.run_in_executor(None, sys.stdin.readline)
+    await asyncio.wait(
+        [asyncio.ensure_future(state["done"].wait()), stop], return_when=asyncio.FIRST_COMPLETED
+    )
+    print(json.dumps({"delivered": state["delivered"], "lat": state["lat"]}), flush=True)
+    for task in tasks:
+        task.cancel()
+    for client in clients:
+        await client.close()
+    os._exit(0)  # the stdin reader thread may still be blocked
+
+
+def worker_main() -> None:
+    """Entry point of a subscriber worker process: URL COUNT EXPECTED_PER_SUBSCRIBER."""
+    asyncio.run(_worker(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
 
 
 async def measure(name: str, url: str, pid: int, args: argparse.Namespace) -> Measure:
-    """Publish through the relay at `url` and collect what the subscribers get."""
+    """Publish through the relay at `url`; subscriber worker processes report what they got."""
     m = Measure(name)
-    clients: list[MoQTClient] = []
-    tasks: list[asyncio.Task[None]] = []
+    total = int(args.rate * args.duration)
+    workers: list[asyncio.subprocess.Process] = []
+    publisher = await connect(url, verify=False)
     try:
-        publisher = await connect(url, verify=False)
-        clients.append(publisher)
         track = await publisher.publish(NAMESPACE, TRACK, announce="namespace")
-        seen: set[tuple[int, int]] = set()
-        for i in range(args.subscribers):
-            sub = await connect(url, verify=False)
-            clients.append(sub)
-            stream = await sub.subscribe(NAMESPACE, TRACK)
-            tasks.append(asyncio.ensure_future(_receive(stream, m, seen, i)))
+        n = max(1, min(args.workers, args.subscribers))
+        shares = [args.subscribers // n + (1 if i < args.subscribers % n else 0) for i in range(n)]
+        for share in shares:
+            proc, _ = await _start_process(
+                [sys.executable, "-c", _WORKER, url, str(share), str(total)],
+                "READY",
+                stdin=True,
+            )
+            workers.append(proc)
         await asyncio.sleep(0.5)
-        print(f"  {name}: {args.subscribers} subscribers ready, publishing", flush=True)
-        total = int(args.rate * args.duration)
+        print(f"  {name}: {args.subscribers} subscribers in {n} processes, publishing", flush=True)
         padding = b"\0" * max(0, args.size - HEADER.size)
         cpu0 = _cpu_seconds(pid)
         start = time.monotonic()
         for seq in range(total):
-            due = start + seq / args.rate
-            delay = due - time.monotonic()
+            delay = start + seq / args.rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             payload = HEADER.pack(seq, time.monotonic_ns()) + padding
             group, obj = divmod(seq, args.group)
             await track.write(group, obj, payload, end_of_group=obj == args.group - 1)
         m.expected = total * args.subscribers
-        deadline = time.monotonic() + 5.0
-        while m.delivered < m.expected and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        readers = [asyncio.ensure_future(_read_report(w)) for w in workers]
+        await asyncio.wait(readers, timeout=args.drain)
         m.cpu_s = _cpu_seconds(pid) - cpu0
+        for w, reader in zip(workers, readers, strict=True):
+            if not reader.done() and w.stdin is not None:
+                w.stdin.write(b"STOP\n")
+        for report in await asyncio.gather(*readers):
+            m.delivered += report["delivered"]
+            m.latencies_ms.extend(report["lat"])
     finally:
-        for task in tasks:
-            task.cancel()
-        for c in clients:
-            await c.close()
+        await publisher.close()
+        for w in workers:
+            await _stop(w)
     return m
+
+
+async def _read_report(proc: asyncio.subprocess.Process) -> dict[str, Any]:
+    """The JSON line a worker prints when it is done."""
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 60)
+    report: dict[str, Any] = json.loads(line) if line else {"delivered": 0, "lat": []}
+    return report
 
 
 async def _run_ours(args: argparse.Namespace) -> Measure:
