@@ -18,7 +18,14 @@ from moqmls.mls.key_package import (
     verify_key_package,
 )
 from moqmls.mls.leaf_validation import leaf_signature_valid
-from moqmls.mls.structs import LeafNodeSource, MLSMessage, ProposalType, WireFormat
+from moqmls.mls.structs import (
+    Extension,
+    LeafNodeSource,
+    Lifetime,
+    MLSMessage,
+    ProposalType,
+    WireFormat,
+)
 
 
 @pytest.mark.parametrize("suite_id", [1, 2, 3, 5, 7])
@@ -92,3 +99,31 @@ def test_fuzzed_key_packages_raise_mls_errors(data: st.DataObject) -> None:
 
 
 _CACHED = make_key_package(b"fuzz")
+
+
+def _resigned(private: object, leaf: object) -> bytes:
+    """A KeyPackage around ``leaf`` whose own signature is valid again."""
+    kp = private.key_package  # type: ignore[attr-defined]
+    unsigned = dataclasses.replace(kp, leaf_node=leaf, signature=b"")
+    signature = cipher_suite(1).sign_with_label(
+        private.signature_priv,  # type: ignore[attr-defined]
+        b"KeyPackageTBS",
+        unsigned.tbs().encode(),
+    )
+    return MLSMessage.of(dataclasses.replace(unsigned, signature=signature)).encode()
+
+
+def test_leaf_rules_are_checked_without_a_group() -> None:
+    _, private = make_key_package(b"frank", lifetime=Lifetime(100, 200))
+    kp = private.key_package
+    data = MLSMessage.of(kp).encode()
+    assert parse_key_package(data) == kp
+    assert parse_key_package(data, now=150) == kp
+    with pytest.raises(KeyPackageError):
+        parse_key_package(data, now=201)
+    bad_leaf = dataclasses.replace(kp.leaf_node, signature=bytes(64))
+    with pytest.raises(KeyPackageError):
+        parse_key_package(_resigned(private, bad_leaf))
+    undeclared = dataclasses.replace(kp.leaf_node, extensions=(Extension(0xF0F0, b""),))
+    with pytest.raises(KeyPackageError):
+        parse_key_package(_resigned(private, undeclared))

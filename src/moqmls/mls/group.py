@@ -80,7 +80,12 @@ from moqmls.mls.framing import (
     to_public_message,
     verify_content,
 )
-from moqmls.mls.key_package import KeyPackagePrivate, make_key_package, parse_key_package
+from moqmls.mls.key_package import (
+    KeyPackagePrivate,
+    decode_key_package,
+    make_key_package,
+    parse_key_package,
+)
 from moqmls.mls.key_schedule import (
     EpochSecrets,
     epoch_secrets,
@@ -544,6 +549,8 @@ class Group:
     ) -> bytes:
         """§12.1.1: an Add proposal for a KeyPackage (MLSMessage bytes)."""
         kp = parse_key_package(key_package)
+        if kp.cipher_suite != self._state.context.cipher_suite:
+            raise ProposalError("KeyPackage cipher suite differs from the group's")
         return self._send_proposal(Proposal.of(Add(kp)), wire_format, authenticated_data)
 
     def propose_remove(
@@ -652,8 +659,9 @@ class Group:
         self._require_sendable()
         state = self._state
         me = Sender.member(state.own_leaf)
+        # Every check of the KeyPackages happens once, when the Adds are applied below.
         explicit = [
-            CommittedProposal(Proposal.of(Add(parse_key_package(kp))), me, False) for kp in adds
+            CommittedProposal(Proposal.of(Add(decode_key_package(kp))), me, False) for kp in adds
         ]
         explicit += [CommittedProposal(Proposal.of(Remove(r)), me, False) for r in removes]
         proposals = explicit + (self._pending_for_commit(explicit) if include_pending else [])

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from moqmls.mls.codec import guard_decode
 from moqmls.mls.crypto import CipherSuite, cipher_suite
-from moqmls.mls.errors import DecodeError, KeyPackageError, MLSError
-from moqmls.mls.leaf_validation import sign_leaf_node
+from moqmls.mls.errors import DecodeError, KeyPackageError, LeafNodeValidationError, MLSError
+from moqmls.mls.leaf_validation import check_own_fields, sign_leaf_node, verify_leaf_signature
 from moqmls.mls.structs import (
     Capabilities,
     Credential,
@@ -112,19 +112,32 @@ def key_package_ref(suite: CipherSuite, key_package: KeyPackage) -> bytes:
     return suite.ref_hash(b"MLS 1.0 KeyPackage Reference", key_package.encode())
 
 
-def parse_key_package(data: bytes) -> KeyPackage:
-    """Decode an MLSMessage carrying a KeyPackage and check its self-contained rules (§10).
-
-    The checks that need a group (cipher suite match, leaf validation against the tree) are
-    `verify_key_package`'s and the proposal validation's.
-    """
+def decode_key_package(data: bytes) -> KeyPackage:
+    """Decode an MLSMessage carrying a KeyPackage; no signature is checked yet."""
     message = guard_decode(lambda: MLSMessage.decode(data))
     if message.wire_format != WireFormat.MLS_KEY_PACKAGE or message.key_package is None:
         raise DecodeError(f"expected an MLSMessage(KeyPackage), got {message.wire_format!r}")
     key_package = message.key_package
     if key_package.version != message.version:
         raise KeyPackageError("KeyPackage version differs from its MLSMessage version")
+    return key_package
+
+
+def parse_key_package(data: bytes, now: int | None = None) -> KeyPackage:
+    """Decode an MLSMessage(KeyPackage) and check every rule that needs no group (§10.1):
+    both signatures, the leaf's own fields (§7.3) and, with ``now``, its lifetime.
+
+    What needs a group (its cipher suite, required capabilities, key uniqueness in the tree)
+    is checked when an Add is committed (`moqmls.mls.proposals`).
+    """
+    key_package = decode_key_package(data)
     verify_key_package(key_package, key_package.cipher_suite)
+    suite = cipher_suite(key_package.cipher_suite)
+    try:
+        verify_leaf_signature(suite, key_package.leaf_node, None, None)
+        check_own_fields(key_package.leaf_node, None, now)
+    except LeafNodeValidationError as exc:
+        raise KeyPackageError(f"KeyPackage leaf: {exc}") from exc
     return key_package
 
 
