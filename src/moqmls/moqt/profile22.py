@@ -200,8 +200,8 @@ def _fetch_from_wire(msg: m.Fetch) -> m.Fetch:
     end_group = flt.start_group + flt.end_group_delta
     if flt.filter_type == LF_START:
         end = OPEN_END
-    elif flt.filter_type == LF_START_END_GROUP:
-        end = Location(end_group, 0)
+    elif flt.filter_type == LF_START_END_GROUP or flt.end_object == MAX_VI64:
+        end = Location(end_group, 0)  # the whole end group
     else:
         end = Location(end_group, flt.end_object + 1)
     return dataclasses.replace(msg, start=start, end=end, params=params)
