@@ -3,6 +3,8 @@ among in-memory members: lifecycle, commit staging, replay, removal, persistence
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -271,3 +273,23 @@ def test_after_a_committed_reinit_the_group_sends_nothing() -> None:
             group.protect(b"no more")
         with pytest.raises(GroupStateError):
             group.commit()
+
+
+def test_joiners_must_support_the_group_context_extensions() -> None:
+    from moqmls.mls.key_package import default_capabilities
+    from moqmls.mls.structs import Extension
+
+    custom = Extension(0xF000, b"app")
+    capable = dataclasses.replace(default_capabilities(1), extensions=(0xF000,))
+    _, creator = make_key_package(b"alice", capabilities=capable)
+    alice = Group.create(creator, group_id=b"ext", extensions=[custom])
+    plain_kp, _ = make_key_package(b"bob")
+    with pytest.raises(ProposalError):
+        alice.commit(adds=[plain_kp])
+    kp, priv = make_key_package(b"carol", capabilities=capable)
+    pending = alice.commit(adds=[kp])
+    alice.merge_pending(pending)
+    assert pending.welcome is not None
+    carol = Group.join_from_welcome(pending.welcome, priv)
+    assert carol.group_context.extensions == (custom,)
+    _agree([alice, carol])

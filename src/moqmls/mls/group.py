@@ -96,6 +96,7 @@ from moqmls.mls.key_schedule import (
 )
 from moqmls.mls.leaf_validation import sign_leaf_node, validate_leaf_node, validate_tree_leaves
 from moqmls.mls.proposals import (
+    DEFAULT_EXTENSION_TYPES,
     AppliedProposals,
     CommittedProposal,
     apply_proposals,
@@ -1161,6 +1162,10 @@ def _join(
     context = group_info.group_context
     if context.cipher_suite != kp.cipher_suite or context.version != kp.version:
         raise WelcomeError("GroupInfo cipher suite or version differs from the KeyPackage's")
+    supported = DEFAULT_EXTENSION_TYPES.union(kp.leaf_node.capabilities.extensions)
+    unsupported = {e.extension_type for e in context.extensions} - supported
+    if unsupported:
+        raise WelcomeError(f"the group uses extensions we do not support: {sorted(unsupported)}")
     tree = _joined_tree(suite, group_info, ratchet_tree)
     signer = tree.leaf(group_info.signer)
     if signer is None:

@@ -364,5 +364,9 @@ def _apply_adds(
             )
         except (KeyPackageError, LeafNodeValidationError) as exc:
             raise ProposalError(f"invalid Add: {exc}") from exc
+        # §12.4.3.1: a joiner must support every extension of the GroupContext.
+        custom = {e.extension_type for e in result.extensions} - DEFAULT_EXTENSION_TYPES
+        if not custom.issubset(key_package.leaf_node.capabilities.extensions):
+            raise ProposalError("invalid Add: the new member lacks a group context extension")
         index = tree.add_leaf(key_package.leaf_node)
         result.added.append((index, key_package))
