@@ -346,3 +346,26 @@ def test_answering_a_request_the_peer_already_cancelled_is_harmless() -> None:
     assert pair.server.accept_subscribe(0) is None
     pair.server.accept_request(0)
     assert not pair.server.closed
+
+
+def test_goaway_request_id_is_the_next_unprocessed_peer_request() -> None:
+    pair = Pair()
+    pair.client.subscribe(NS, b"a")
+    pair.client.subscribe(NS, b"b")
+    pair.pump()
+    pair.server.goaway(b"", 100)
+    ctrl = pair.server._control_out
+    assert ctrl is not None
+    # the server processed client requests 0 and 2, so the next is 4 (§9.4)
+    writes = [c for c in pair.server.commands() if isinstance(c, StreamWrite)]
+    assert writes[-1].stream_id == ctrl
+    assert writes[-1].data == encode_message(m.Goaway(b"", 100, 4), P)
+
+
+def test_goaway_with_wrong_parity_request_id() -> None:
+    pair = Pair()
+    ctrl = pair.server._control_out
+    assert ctrl is not None
+    pair.client.receive_stream_data(ctrl, encode_message(m.Goaway(b"", 0, 3), P), False)
+    closes = [c for c in pair.client.commands() if isinstance(c, CloseConnection)]
+    assert closes and closes[0].code == 0x4  # INVALID_REQUEST_ID

@@ -1,11 +1,13 @@
 """`moqmls bench relay`: 1 publisher -> N subscribers through our relay and moq-rs's.
 
 Both relays run in their own process (so their CPU time can be read from /proc) and are
-driven by the same `moqmls.moqt` client code in this process: the publisher announces its
-namespace (PUBLISH_NAMESPACE, which moq-rs supports) and every subscriber SUBSCRIBEs to the
-one track. Objects of `--size` bytes go out at `--rate` per second for `--duration`
-seconds (groups of `--group` objects, each group's stream closed with FIN); every payload
-carries its send time, so each receiver measures publish->receive latency.
+driven by the same client code: by default moq-rs's own client (Rust; its subscribers are
+cheap, so the relay is the bottleneck being measured), or with `--client moqmls` ours. The
+publisher announces its namespace (PUBLISH_NAMESPACE) and every subscriber SUBSCRIBEs to
+the one track; subscribers live in `--workers` processes. Objects of `--size` bytes go out
+at `--rate` per second for `--duration` seconds (groups of `--group` objects, each group's
+stream closed with FIN); every payload carries its send time, so each receiver measures
+publish->receive latency.
 """
 
 from __future__ import annotations
@@ -55,6 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--drain", type=float, default=5.0, help="seconds to wait for stragglers (default 5)"
+    )
+    parser.add_argument(
+        "--client",
+        choices=("moqrs", "moqmls"),
+        default="moqrs",
+        help="client stack driving both relays: moq-rs's (Rust, so the relay is what is "
+        "measured) or ours (Python) (default: %(default)s)",
     )
     parser.add_argument(
         "--only", choices=("ours", "moqrs"), help="measure only one relay (no ratios)"
@@ -119,51 +128,133 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
             await proc.wait()
 
 
-async def _receive(stream: ObjectStream, state: dict[str, Any], index: int) -> None:
-    seen: set[int] = set()
-    async for obj in stream:
+class _Publisher:
+    """The publishing side, written with one of the two client stacks."""
+
+    async def start(self, url: str) -> None:
+        raise NotImplementedError
+
+    async def write(self, group: int, obj: int, payload: bytes, last: bool) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+
+class _MoqmlsPublisher(_Publisher):
+    async def start(self, url: str) -> None:
+        self.client = await connect(url, verify=False)
+        self.track = await self.client.publish(NAMESPACE, TRACK, announce="namespace")
+
+    async def write(self, group: int, obj: int, payload: bytes, last: bool) -> None:
+        await self.track.write(group, obj, payload, end_of_group=last)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+class _MoqrsPublisher(_Publisher):
+    async def start(self, url: str) -> None:
+        import moq
+
+        self.client = _rs_client(moq, url)
+        await self.client.__aenter__()
+        self.broadcast = self.client.create_broadcast("/".join(NAMESPACE))
+        self.track = self.broadcast.publish_track(TRACK)
+        self.broadcast.announce()
+        self.group: Any = None
+
+    async def write(self, group: int, obj: int, payload: bytes, last: bool) -> None:
+        if obj == 0:
+            self.group = self.track.create_group(group)
+        self.group.write_frame(payload)
+        if last:
+            self.group.finish()
+
+    async def close(self) -> None:
+        await self.client.__aexit__(None, None, None)
+
+
+def _rs_client(moq: Any, url: str) -> Any:
+    return moq.Client(url, tls_verify=False, reconnect=False, websocket_enabled=False)
+
+
+class _Tally:
+    """What one worker process received."""
+
+    def __init__(self, expected: int) -> None:
+        self.delivered = 0
+        self.lat: list[float] = []
+        self.expected = expected
+        self.done = asyncio.Event()
+        self.ready = 0
+
+    def record(self, payload: bytes, seen: set[int]) -> None:
         now = time.monotonic_ns()
-        seq, sent = HEADER.unpack_from(obj.payload)
-        if seq not in seen:
-            seen.add(seq)
-            state["delivered"] += 1
-            state["lat"].append(round((now - sent) / 1e6, 3))
-            if state["delivered"] >= state["expected"]:
-                state["done"].set()
+        seq, sent = HEADER.unpack_from(payload)
+        if seq in seen:
+            return
+        seen.add(seq)
+        self.delivered += 1
+        self.lat.append(round((now - sent) / 1e6, 3))
+        if self.delivered >= self.expected:
+            self.done.set()
 
 
-async def _worker(url: str, count: int, expected_each: int) -> None:
-    """A subscriber process: `count` sessions, each SUBSCRIBEs to the bench track."""
-    state: dict[str, Any] = {
-        "delivered": 0,
-        "lat": [],
-        "expected": count * expected_each,
-        "done": asyncio.Event(),
-    }
-    clients = []
-    tasks = []
-    for i in range(count):
-        client = await connect(url, verify=False)
-        clients.append(client)
-        stream = await client.subscribe(NAMESPACE, TRACK)
-        tasks.append(asyncio.ensure_future(_receive(stream, state, i)))
+async def _moqmls_subscriber(url: str, tally: _Tally) -> None:
+    client = await connect(url, verify=False)
+    try:
+        stream: ObjectStream = await client.subscribe(NAMESPACE, TRACK)
+        tally.ready += 1
+        seen: set[int] = set()
+        async for obj in stream:
+            tally.record(obj.payload, seen)
+    finally:
+        await client.close()
+
+
+async def _moqrs_subscriber(url: str, tally: _Tally) -> None:
+    import moq
+
+    seen: set[int] = set()
+    readers: set[asyncio.Task[None]] = set()
+
+    async def read(group: Any) -> None:
+        while (frame := await group.read_frame()) is not None:
+            tally.record(frame.payload, seen)
+
+    async with _rs_client(moq, url) as client:
+        broadcast = await client.announced_broadcast("/".join(NAMESPACE))
+        track = await broadcast.subscribe_track(TRACK)
+        tally.ready += 1
+        async for group in track.groups_as_arrived():
+            task = asyncio.ensure_future(read(group))
+            readers.add(task)
+            task.add_done_callback(readers.discard)
+
+
+async def _worker(kind: str, url: str, count: int, expected_each: int) -> None:
+    """A subscriber process: `count` sessions of client stack `kind` on the bench track."""
+    tally = _Tally(count * expected_each)
+    run = _moqmls_subscriber if kind == "moqmls" else _moqrs_subscriber
+    tasks = [asyncio.ensure_future(run(url, tally)) for _ in range(count)]
+    while tally.ready < count:
+        await asyncio.sleep(0.05)
+        if any(t.done() for t in tasks):
+            break
     print("READY", flush=True)
     loop = asyncio.get_running_loop()
     stop = loop.run_in_executor(None, sys.stdin.readline)
     await asyncio.wait(
-        [asyncio.ensure_future(state["done"].wait()), stop], return_when=asyncio.FIRST_COMPLETED
+        [asyncio.ensure_future(tally.done.wait()), stop], return_when=asyncio.FIRST_COMPLETED
     )
-    print(json.dumps({"delivered": state["delivered"], "lat": state["lat"]}), flush=True)
-    for task in tasks:
-        task.cancel()
-    for client in clients:
-        await client.close()
-    os._exit(0)  # the stdin reader thread may still be blocked
+    print(json.dumps({"delivered": tally.delivered, "lat": tally.lat}), flush=True)
+    os._exit(0)  # skip teardown of hundreds of sessions; the stdin thread may still block
 
 
 def worker_main() -> None:
-    """Entry point of a subscriber worker process: URL COUNT EXPECTED_PER_SUBSCRIBER."""
-    asyncio.run(_worker(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+    """Entry point of a subscriber worker: CLIENT URL COUNT EXPECTED_PER_SUBSCRIBER."""
+    asyncio.run(_worker(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
 
 
 async def measure(name: str, url: str, pid: int, args: argparse.Namespace) -> Measure:
@@ -171,20 +262,23 @@ async def measure(name: str, url: str, pid: int, args: argparse.Namespace) -> Me
     m = Measure(name)
     total = int(args.rate * args.duration)
     workers: list[asyncio.subprocess.Process] = []
-    publisher = await connect(url, verify=False)
+    publisher = _MoqmlsPublisher() if args.client == "moqmls" else _MoqrsPublisher()
+    await publisher.start(url)
     try:
-        track = await publisher.publish(NAMESPACE, TRACK, announce="namespace")
         n = max(1, min(args.workers, args.subscribers))
         shares = [args.subscribers // n + (1 if i < args.subscribers % n else 0) for i in range(n)]
         for share in shares:
             proc, _ = await _start_process(
-                [sys.executable, "-c", _WORKER, url, str(share), str(total)],
+                [sys.executable, "-c", _WORKER, args.client, url, str(share), str(total)],
                 "READY",
                 stdin=True,
             )
             workers.append(proc)
         await asyncio.sleep(0.5)
-        print(f"  {name}: {args.subscribers} subscribers in {n} processes, publishing", flush=True)
+        print(
+            f"  {name}: {args.subscribers} {args.client} subscribers in {n} processes, publishing",
+            flush=True,
+        )
         padding = b"\0" * max(0, args.size - HEADER.size)
         cpu0 = _cpu_seconds(pid)
         start = time.monotonic()
@@ -194,7 +288,7 @@ async def measure(name: str, url: str, pid: int, args: argparse.Namespace) -> Me
                 await asyncio.sleep(delay)
             payload = HEADER.pack(seq, time.monotonic_ns()) + padding
             group, obj = divmod(seq, args.group)
-            await track.write(group, obj, payload, end_of_group=obj == args.group - 1)
+            await publisher.write(group, obj, payload, obj == args.group - 1 or seq == total - 1)
         m.expected = total * args.subscribers
         readers = [asyncio.ensure_future(_read_report(w)) for w in workers]
         await asyncio.wait(readers, timeout=args.drain)

@@ -143,7 +143,8 @@ class MoQTProtocol(QuicConnectionProtocol):
             self._early.append(event)
             return
         self._feed(event)
-        self.schedule_flush()
+        # aioquic transmits right after handing us the events of a datagram
+        self._pump()
 
     def _start(self, alpn: str | None) -> None:
         try:
@@ -180,10 +181,16 @@ class MoQTProtocol(QuicConnectionProtocol):
     def flush(self) -> None:
         """Execute pending session commands, dispatch events, transmit."""
         self._flush_scheduled = False
+        if self._pump():
+            self.transmit()
+
+    def _pump(self) -> bool:
+        """Execute commands and dispatch events until quiet; True if anything was written."""
         session = self.session
         if session is None or self._in_flush:
-            return
+            return False
         self._in_flush = True
+        wrote = False
         try:
             for _ in range(1000):
                 commands = session.commands()
@@ -192,11 +199,12 @@ class MoQTProtocol(QuicConnectionProtocol):
                 events = session.events()
                 for event in events:
                     self._dispatch(event)
+                wrote = wrote or bool(commands)
                 if not commands and not events:
                     break
         finally:
             self._in_flush = False
-        self.transmit()
+        return wrote
 
     def _execute(self, command: Any) -> None:
         quic = self._quic

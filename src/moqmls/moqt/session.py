@@ -214,11 +214,13 @@ class MoQTSession:
         """Send GOAWAY on the control stream (§9.4)."""
         self._check_open()
         assert self._control_out is not None
-        peer_ids = [i for i in self._peer_request_ids]
-        next_peer = (max(peer_ids) + 2) if peer_ids else (1 if not self.is_client else 0)
+        # The smallest peer Request ID not processed (§9.4): peers count from 0 (client)
+        # or 1 (server) in steps of 2.
+        first_peer_id = 1 if self.is_client else 0
+        next_peer = max(self._peer_request_ids, default=first_peer_id - 2) + 2
         if self.is_client:
             new_session_uri = b""
-        msg = m.Goaway(new_session_uri, timeout_ms, next_peer if not self.is_client else None)
+        msg = m.Goaway(new_session_uri, timeout_ms, next_peer)
         self._write(self._control_out, encode_message(msg, self.profile))
 
     def close(self, code: int = 0, reason: str = "") -> None:
@@ -710,6 +712,9 @@ class MoQTSession:
                 raise ProtocolViolation("second GOAWAY")
             if not self.is_client and msg.new_session_uri:
                 raise ProtocolViolation("GOAWAY from a client carries no URI")
+            own_parity = 0 if self.is_client else 1
+            if msg.request_id is not None and msg.request_id % 2 != own_parity:
+                raise InvalidRequestIdError("GOAWAY Request ID of the wrong parity")
             self.goaway_received = True
             self._events.append(ev.GoawayReceived(msg.new_session_uri, msg.timeout))
             return
