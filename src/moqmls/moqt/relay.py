@@ -25,7 +25,13 @@ from moqmls.moqt.cache import ObjectCache, RetentionRule, TrackKey
 from moqmls.moqt.codec import Location, Namespace, Properties, Reader
 from moqmls.moqt.errors import MoQTError
 from moqmls.moqt.objects import ObjectData
-from moqmls.moqt.quic import MoQTProtocol, open_connection, self_signed_certificate, start_server
+from moqmls.moqt.quic import (
+    DEFAULT_ALPNS,
+    MoQTProtocol,
+    open_connection,
+    self_signed_certificate,
+    start_server,
+)
 from moqmls.moqt.session import MoQTSession, clip_fetch_end, namespace_matches
 
 log = logging.getLogger(__name__)
@@ -45,6 +51,8 @@ class RelayConfig:
     upstream: str | None = None
     upstream_verify: bool | str | bytes = False
     goaway_timeout_ms: int = 2000
+    #: MoQT drafts accepted, in order of preference (the server picks by this order).
+    alpns: tuple[str, ...] = DEFAULT_ALPNS
     max_requests_per_session: int = 2048
 
 
@@ -137,6 +145,7 @@ class Relay:
             certificate=certificate,
             private_key=private_key,
             on_connection=self._accept,
+            alpns=self.config.alpns,
         )
         if self.config.upstream:
             await self._connect_upstream()
@@ -311,7 +320,9 @@ class Relay:
         key = (e.namespace, e.track_name)
         track = self._track(key)
         if peer in track.publishers:
-            session.reject(e.request_id, errors["DUPLICATE_SUBSCRIPTION"], "already publishing")
+            # draft-19 dropped DUPLICATE_SUBSCRIPTION; the relay has no use for a second copy
+            code = errors.get("DUPLICATE_SUBSCRIPTION", errors["UNINTERESTED"])
+            session.reject(e.request_id, code, "already publishing")
             return
         is_new_ns = not self._namespace_known(e.namespace)
         track.publishers[peer] = e.request_id

@@ -1,0 +1,115 @@
+"""Interop with moq-rs (PyPI `moq-rs`, `import moq`, an independent Rust MoQT stack) at
+draft-22 over raw QUIC, both directions, as `test_interop_moqrs` does at draft-18.
+
+(a) moq-rs clients publish and subscribe through our relay, which prefers ``moqt-22``
+    (moq-rs offers every draft it speaks; the server picks). A -18 client of ours on the
+    same relay exchanges objects with them: the relay bridges the two drafts.
+(b) Our clients, offering only ``moqt-22``, publish, subscribe and FETCH through
+    `moq.Server`. moq-rs supports neither PUBLISH nor SUBSCRIBE_TRACKS and keeps one
+    publisher per namespace, so each sender has its own namespace and the subscriber
+    uses the SUBSCRIBE_NAMESPACE fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from moqmls.moqt.client import connect
+from moqmls.moqt.relay import Relay, RelayConfig
+
+from .test_interop_moqrs import KP, read_payloads, rs_client
+
+moq = pytest.importorskip("moq")
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def relay() -> AsyncIterator[Relay]:
+    r = Relay(RelayConfig(alpns=("moqt-22", "moqt-18")))
+    await r.start("127.0.0.1", 0)
+    yield r
+    await r.close(grace=0.05)
+
+
+def _alpns_of(relay: Relay) -> list[str]:
+    return sorted(p.session.profile.alpn for p in relay.peers if p.alive())
+
+
+async def test_moqrs_clients_through_our_relay_at_draft22(relay: Relay) -> None:
+    url = f"moqt://127.0.0.1:{relay.port}"
+    ours18 = await connect(url, verify=False, alpns=("moqt-18",))
+    ours22 = await connect(url, verify=False, alpns=("moqt-22",))
+    try:
+        async with rs_client(url) as rs_pub, rs_client(url) as rs_sub:
+            # both moq-rs sessions were negotiated at -22
+            assert _alpns_of(relay) == ["moqt-18", "moqt-22", "moqt-22", "moqt-22"]
+            broadcast = rs_pub.create_broadcast("grp-c/rsalice")
+            track = broadcast.publish_track("kp")
+            broadcast.announce()
+            s18 = await ours18.subscribe_tracks(("grp-c",), discovery="namespace", track_names=KP)
+            s22 = await ours22.subscribe_tracks(("grp-c",), discovery="namespace", track_names=KP)
+            consumer = await asyncio.wait_for(rs_sub.announced_broadcast("grp-c/rsalice"), 5)
+            rs_track = await consumer.subscribe_track("kp")
+            key = ((b"grp-c", b"rsalice"), b"kp")
+            for _ in range(60):
+                if key in relay.tracks and len(relay.tracks[key].subscribers) >= 3:
+                    break
+                await asyncio.sleep(0.05)
+            group = track.append_group()
+            group.write_frame(b"rs22-frame-0")
+            group.finish()
+            for stream in (s18, s22):  # a -22 publisher reaches -18 and -22 subscribers
+                got = await stream.get(5)
+                assert (got.namespace, got.track_name, got.payload) == (
+                    (b"grp-c", b"rsalice"),
+                    b"kp",
+                    b"rs22-frame-0",
+                )
+            assert await read_payloads(rs_track, 1) == {b"rs22-frame-0"}
+            # our -18 publisher reaches the -22 moq-rs subscriber through the relay
+            pub = await ours18.publish(("grp-c", "usbob"), "kp", announce="namespace")
+            consumer2 = await asyncio.wait_for(rs_sub.announced_broadcast("grp-c/usbob"), 5)
+            rs_track2 = await consumer2.subscribe_track("kp")
+            await asyncio.sleep(0.3)
+            await pub.write(0, 0, b"from-moqmls-18")
+            assert await read_payloads(rs_track2, 1) == {b"from-moqmls-18"}
+    finally:
+        await ours18.close()
+        await ours22.close()
+
+
+async def test_our_draft22_clients_through_moqrs_server() -> None:
+    async with moq.Server("127.0.0.1:0", tls_generate=["localhost"]) as server:
+        serving = asyncio.ensure_future(server.serve())
+        port = int(str(server.local_addr).rsplit(":", 1)[1])
+        url = f"moqt://127.0.0.1:{port}"
+        alice, bob, carol = [await connect(url, verify=False, alpns=("moqt-22",)) for _ in "abc"]
+        try:
+            assert {c.alpn for c in (alice, bob, carol)} == {"moqt-22"}
+            pa = await alice.publish(("grp-d", "alice"), "kp", announce="namespace")
+            pb = await bob.publish(("grp-d", "bob"), "kp", announce="namespace")
+            stream = await carol.subscribe_tracks(("grp-d",), track_names=KP)
+            assert stream.mode == "namespace"  # moq-rs refused SUBSCRIBE_TRACKS
+            want = {(b"grp-d", b"alice"), (b"grp-d", b"bob")}
+            for _ in range(60):
+                if stream.namespaces == want:
+                    break
+                await asyncio.sleep(0.05)
+            assert stream.namespaces == want
+            await asyncio.sleep(0.3)
+            await pa.write(0, 0, b"kp-alice-22", end_of_group=True)
+            await pb.write(0, 0, b"kp-bob-22", end_of_group=True)
+            got = {(o.namespace[1], o.payload) for o in [await stream.get(5), await stream.get(5)]}
+            assert got == {(b"alice", b"kp-alice-22"), (b"bob", b"kp-bob-22")}
+            # FETCH of one whole group: at -22 a LOCATION_FILTER {0, 0} + EndGroupDelta 0
+            fetched = await carol.fetch(("grp-d", "alice"), "kp", (0, 0), (0, 0))
+            assert [o.payload for o in fetched] == [b"kp-alice-22"]
+        finally:
+            for c in (alice, bob, carol):
+                await c.close()
+            serving.cancel()
