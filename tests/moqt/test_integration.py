@@ -234,3 +234,25 @@ async def test_auth_limits_routing_to_namespace_publishers() -> None:
                 await sub.publish(("grp-auth", "kp"), "sub")
     finally:
         await r.close(grace=0.05)
+
+
+async def test_history_backfills_each_track(relay: Relay) -> None:
+    ns = ("grp-hist", "keypackage")
+    async with clients(relay, 3) as (a, b, late):
+        pa = await a.publish(ns, "kai")
+        pb = await b.publish(ns, "lou")
+        await pa.write(0, 0, b"kai-kp0")
+        await pa.write(0, 1, b"kai-kp1")
+        await pb.write(0, 0, b"lou-kp0")
+        await asyncio.sleep(0.2)
+        stream = await late.subscribe_tracks(ns, history=True)
+        got = await take(stream, 3)
+        assert {(o.track_name, o.object_id, o.payload) for o in got} == {
+            (b"kai", 0, b"kai-kp0"),
+            (b"kai", 1, b"kai-kp1"),
+            (b"lou", 0, b"lou-kp0"),
+        }
+        await pb.write(1, 0, b"lou-kp-update")
+        assert (await stream.get(5)).payload == b"lou-kp-update"
+        one = await late.subscribe(ns, "kai", history=True)
+        assert {o.payload for o in await take(one, 2)} == {b"kai-kp0", b"kai-kp1"}

@@ -101,8 +101,10 @@ class ObjectStream:
         track_name: bytes | None,
         discovery: Discovery = "auto",
         track_names: Callable[[Namespace], Sequence[bytes]] | None = None,
+        history: bool = False,
     ) -> None:
         self._client = client
+        self.history = history
         self.prefix = prefix
         self.track_name = track_name
         self.discovery = discovery
@@ -441,9 +443,15 @@ class MoQTClient:
 
     # --- subscribing -------------------------------------------------------------------------
 
-    async def subscribe(self, namespace: NamespaceLike, track_name: NameLike) -> ObjectStream:
-        """SUBSCRIBE to one track (§9.9); objects published from now on."""
-        stream = ObjectStream(self, to_namespace(namespace), to_name(track_name))
+    async def subscribe(
+        self, namespace: NamespaceLike, track_name: NameLike, *, history: bool = False
+    ) -> ObjectStream:
+        """SUBSCRIBE to one track (§9.9): objects published from now on.
+
+        With `history`, what the publisher or relay still holds up to the Largest Location
+        it reports is FETCHed into the same stream too (duplicates are dropped).
+        """
+        stream = ObjectStream(self, to_namespace(namespace), to_name(track_name), history=history)
         self._streams.append(stream)
         try:
             await self._open_stream(stream)
@@ -458,14 +466,19 @@ class MoQTClient:
         *,
         discovery: Discovery = "auto",
         track_names: Callable[[Namespace], Sequence[bytes]] | None = None,
+        history: bool = False,
     ) -> ObjectStream:
         """Receive every track under a namespace prefix (§6.1).
 
         "tracks" uses SUBSCRIBE_TRACKS; "namespace" uses SUBSCRIBE_NAMESPACE and then
         SUBSCRIBE to `track_names(namespace)` of each announced namespace (by default its
         last field); "auto" tries SUBSCRIBE_TRACKS and falls back when it is refused.
+        With `history`, each track's earlier objects still held upstream (up to the
+        Largest Location reported in PUBLISH or SUBSCRIBE_OK) are FETCHed in as well.
         """
-        stream = ObjectStream(self, to_namespace(prefix), None, discovery, track_names)
+        stream = ObjectStream(
+            self, to_namespace(prefix), None, discovery, track_names, history=history
+        )
         self._streams.append(stream)
         try:
             await self._open_stream(stream)
@@ -480,7 +493,8 @@ class MoQTClient:
             rid = session.subscribe(stream.prefix, stream.track_name, {"forward": 1})
             self._routes[rid] = (stream, stream.prefix, stream.track_name)
             self._kick()
-            await self._await_answer(rid)
+            answer = await self._await_answer(rid)
+            self._backfill(stream, stream.prefix, stream.track_name, answer)
             return
         if stream.mode in ("auto", "tracks"):
             rid = session.subscribe_tracks(stream.prefix, {"forward": 1})
@@ -507,9 +521,25 @@ class MoQTClient:
             rid = self.session.subscribe(ns, name, {"forward": 1})
             self._routes[rid] = (stream, ns, name)
             self._kick()
-            await self._await_answer(rid)
+            answer = await self._await_answer(rid)
+            self._backfill(stream, ns, name, answer)
         except MoQTError as exc:
             log.info("subscribing %r %r failed: %r", ns, name, exc)
+
+    def _backfill(self, stream: ObjectStream, ns: Namespace, name: bytes, answer: Any) -> None:
+        """FETCH a track's past into `stream` when it asked for history."""
+        largest = getattr(answer, "params", {}).get("largest_object")
+        if stream.history and isinstance(largest, Location):
+            end = Location(largest.group, largest.object + 1)
+            self._spawn(self._fetch_into(stream, ns, name, end))
+
+    async def _fetch_into(
+        self, stream: ObjectStream, ns: Namespace, name: bytes, end: Location
+    ) -> None:
+        try:
+            await stream.fetch(ns, name, Location(0, 0), end)
+        except MoQTError as exc:
+            log.info("history FETCH of %r %r failed: %r", ns, name, exc)
 
     def _drop_stream(self, stream: ObjectStream) -> None:
         if stream in self._streams:
@@ -660,6 +690,7 @@ class MoQTClient:
             ):
                 self._routes[e.request_id] = (stream, e.namespace, e.track_name)
                 session.accept_request(e.request_id, {"forward": 1})
+                self._backfill(stream, e.namespace, e.track_name, e)
                 return
         session.reject(e.request_id, session.profile.request_errors["UNINTERESTED"], "no interest")
 
