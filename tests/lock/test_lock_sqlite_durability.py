@@ -60,3 +60,42 @@ async def test_normal_sync_answers_without_fsync(
         assert isinstance(got, Acquired)
         assert await store.complete(got.token, commit_hash=sha(b"c")) == Committed(1)
     assert calls == []
+
+
+async def test_answers_queued_behind_busy_fsyncs_are_released(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = threading.Event()
+    calls: list[int] = []
+    real_fsync = os.fsync
+
+    def gated_fsync(fd: int) -> None:
+        calls.append(fd)
+        assert gate.wait(10)
+        real_fsync(fd)
+
+    async with SQLiteStore(tmp_path / "q.db") as store:
+        tokens = []
+        for group in ("a", "b", "c"):
+            create = await store.create_or_join(group, "m")
+            assert isinstance(create, Create)
+            await store.complete(create.token)
+            got = await store.lock(group, 0, "m")
+            assert isinstance(got, Acquired)
+            tokens.append(got.token)
+        monkeypatch.setattr(os, "fsync", gated_fsync)
+        done = []
+        for expected_calls, token in zip((1, 2, 2), tokens, strict=True):
+            done.append(asyncio.create_task(store.complete(token, commit_hash=sha(b"x"))))
+            for _ in range(200):
+                await asyncio.sleep(0.005)
+                if len(calls) >= expected_calls:
+                    break
+            assert len(calls) == expected_calls, "at most two fsyncs run at once"
+        await asyncio.sleep(0.05)
+        assert not any(task.done() for task in done)
+        gate.set()
+        results = await asyncio.wait_for(asyncio.gather(*done), 10)
+        assert results == [Committed(1)] * 3
+        assert len(calls) == 3, "the queued answer got an fsync of its own"
+        monkeypatch.setattr(os, "fsync", real_fsync)

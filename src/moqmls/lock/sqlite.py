@@ -83,6 +83,9 @@ _HISTORY = (
 )
 
 
+SYNCS_IN_FLIGHT = 2
+
+
 @dataclass(frozen=True)
 class _Done:
     """A decided request's answer."""
@@ -127,7 +130,7 @@ class SQLiteStore(Store):
         self._pending: list[_Pending] = []
         self._unsynced: list[tuple[asyncio.Future[_Outcome], _Outcome]] = []
         self._drainer: asyncio.Task[None] | None = None
-        self._syncer: asyncio.Task[None] | None = None
+        self._syncs: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -135,7 +138,9 @@ class SQLiteStore(Store):
         """Open the database (creating its schema) on the worker thread."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="moqmls-lock-sqlite")
-            self._fsyncer = ThreadPoolExecutor(1, thread_name_prefix="moqmls-lock-fsync")
+            self._fsyncer = ThreadPoolExecutor(
+                SYNCS_IN_FLIGHT, thread_name_prefix="moqmls-lock-fsync"
+            )
             await self._run(self._open)
 
     async def close(self) -> None:
@@ -143,9 +148,9 @@ class SQLiteStore(Store):
         if self._drainer is not None:
             with contextlib.suppress(Exception):
                 await self._drainer
-        if self._syncer is not None:  # after the drainer: it may have started one
-            with contextlib.suppress(Exception):
-                await self._syncer
+        while self._syncs or self._unsynced:  # after the drainer: it may have started some
+            self._start_syncs()
+            await asyncio.sleep(0.001)
         if self._executor is not None:
             await self._run(self._close)
             self._executor.shutdown(wait=True)
@@ -286,26 +291,39 @@ class SQLiteStore(Store):
                     self._unsynced.append((pending.future, outcome))
                 elif not pending.future.done():
                     pending.future.set_result(outcome)
-            if self._unsynced and (self._syncer is None or self._syncer.done()):
-                self._syncer = asyncio.create_task(self._sync())
+            self._start_syncs()
 
-    async def _sync(self) -> None:
-        """fsync the WAL, then release the answers committed before the fsync began."""
-        loop = asyncio.get_running_loop()
-        while self._unsynced and self._wal_fd is not None:
+    def _start_syncs(self) -> None:
+        """Start an fsync for the waiting answers, up to SYNCS_IN_FLIGHT at once.
+
+        A second fsync may start while one runs: each answer only needs one that began
+        after its commit, and waiting for the running one to end first doubles its wait.
+        """
+        while self._unsynced and len(self._syncs) < SYNCS_IN_FLIGHT:
             waiting, self._unsynced = self._unsynced, []
-            error: Exception | None = None
-            try:
-                await loop.run_in_executor(self._fsyncer, os.fsync, self._wal_fd)
-            except OSError as exc:
-                error = UnavailableError(f"sqlite: fsync failed: {exc}")
-            for future, outcome in waiting:
-                if future.done():
-                    continue
-                if error is not None:
-                    future.set_exception(error)
-                else:
-                    future.set_result(outcome)
+            task = asyncio.create_task(self._sync(waiting))
+            self._syncs.add(task)
+            task.add_done_callback(self._sync_done)
+
+    def _sync_done(self, task: asyncio.Task[None]) -> None:
+        self._syncs.discard(task)
+        self._start_syncs()  # answers that queued up while every fsync slot was busy
+
+    async def _sync(self, waiting: list[tuple[asyncio.Future[_Outcome], _Outcome]]) -> None:
+        """fsync the WAL, then release the answers committed before the fsync began."""
+        error: Exception | None = None
+        try:
+            assert self._wal_fd is not None
+            await asyncio.get_running_loop().run_in_executor(self._fsyncer, os.fsync, self._wal_fd)
+        except OSError as exc:
+            error = UnavailableError(f"sqlite: fsync failed: {exc}")
+        for future, outcome in waiting:
+            if future.done():
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(outcome)
 
     def _read_sync(
         self, group: str, record_epoch: int | None, history: bool
