@@ -10,7 +10,7 @@ from moqmls.moqt.codec import Location, decode_one, encode_message
 from moqmls.moqt.errors import EncodeError, MoQTError
 from moqmls.moqt.objects import DataStreamParser, PaddingHeader
 from moqmls.moqt.profile import PROFILES, profile_for_alpn
-from moqmls.moqt.profile22 import DRAFT_22, LocationFilter
+from moqmls.moqt.profile22 import DRAFT_22, OPEN_END, LocationFilter
 from moqmls.moqt.varint import MAX_VI64
 
 from .corpus import Case, d18, d22, wire
@@ -110,3 +110,16 @@ def test_location_filter_window(
     flt: LocationFilter, largest: Location | None, start: Location, end: Location | None
 ) -> None:
     assert flt.window(largest) == (start, end)
+
+
+def test_fill_parameters_for_a_range() -> None:
+    # [start, end) in FETCH terms becomes FILL_PARAMETERS' LOCATION_FILTER, as for a FETCH
+    assert P.fill_parameters is not None
+    assert P.fill_parameters(Location(2, 0), OPEN_END) == {
+        "subscription_filter": LocationFilter(2, 2, 0)
+    }
+    assert P.fill_parameters(Location(0, 0), Location(3, 0)) == {
+        "subscription_filter": LocationFilter(3, 0, 0, 3)
+    }
+    assert P.fill_parameters(Location(0, 0), OPEN_END) == {}
+    assert profile_for_alpn("moqt-18").fill_parameters is None

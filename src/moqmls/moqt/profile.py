@@ -25,6 +25,7 @@ from moqmls.moqt.codec import (
     VI,
     Field,
     Kind,
+    Location,
     MessageSpec,
     Reader,
 )
@@ -95,6 +96,9 @@ class Profile:
     reset_codes: dict[str, int]
     token_alias_types: dict[str, int]
     data: DataStreamBits = DataStreamBits()
+    #: The FILL_PARAMETERS value asking for the range [start, end) (draft-18 FETCH
+    #: semantics) on a subscription's fill stream; None: the draft has no FILL_PARAMETERS.
+    fill_parameters: Callable[[Location, Location], dict[str, Any]] | None = None
     spec_by_code: dict[int, MessageSpec] = field(init=False, repr=False)
     spec_by_cls: dict[type[Any], MessageSpec] = field(init=False, repr=False)
     param_by_code: dict[int, ParamSpec] = field(init=False, repr=False)

@@ -207,6 +207,12 @@ def _fetch_from_wire(msg: m.Fetch) -> m.Fetch:
     return dataclasses.replace(msg, start=start, end=end, params=params)
 
 
+def _fill_parameters(start: Location, end: Location) -> dict[str, Any]:
+    """FILL_PARAMETERS asking for [start, end): its LOCATION_FILTER, read as a FETCH's."""
+    flt = _fetch_to_wire(m.Fetch(start=start, end=end)).params.get("subscription_filter")
+    return {} if flt is None else {"subscription_filter": flt}
+
+
 def _fetch_ok_to_wire(msg: m.FetchOk) -> m.FetchOk:
     """FETCH_OK End Location: draft-18's "last + 1, or Object 0 = whole group" -> inclusive."""
     end = msg.end_location
@@ -387,6 +393,7 @@ DRAFT_22 = dataclasses.replace(
     },
     request_errors=_D22_REQUEST_ERRORS,
     publish_done={k: v for k, v in DRAFT_18.publish_done.items() if k != "SUBSCRIPTION_ENDED"},
+    fill_parameters=_fill_parameters,
 )
 
 PROFILES[DRAFT_22.alpn] = DRAFT_22
