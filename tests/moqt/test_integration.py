@@ -256,3 +256,25 @@ async def test_history_backfills_each_track(relay: Relay) -> None:
         assert (await stream.get(5)).payload == b"lou-kp-update"
         one = await late.subscribe(ns, "kai", history=True)
         assert {o.payload for o in await take(one, 2)} == {b"kai-kp0", b"kai-kp1"}
+
+
+async def test_request_flood_is_refused_with_excessive_load() -> None:
+    r = Relay(RelayConfig(max_requests_per_session=5))
+    await r.start("127.0.0.1", 0)
+    try:
+        async with clients(r, 3) as (flooder, good_pub, good_sub):
+            codes = []
+            for i in range(8):
+                try:
+                    await flooder.publish(("grp-flood",), f"t{i}")
+                except RequestError as exc:
+                    codes.append(exc.code)
+            assert codes == [0x9, 0x9, 0x9]  # EXCESSIVE_LOAD once past the limit
+            # the other sessions are unaffected
+            stream = await good_sub.subscribe_tracks(("grp-calm",))
+            pub = await good_pub.publish(("grp-calm",), "ok")
+            await pub.write(0, 0, b"still fine")
+            assert (await stream.get(5)).payload == b"still fine"
+            assert flooder.connected.is_set()
+    finally:
+        await r.close(grace=0.05)

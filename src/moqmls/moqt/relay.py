@@ -22,7 +22,7 @@ from aioquic.asyncio.server import QuicServer
 
 from moqmls.moqt import events as ev
 from moqmls.moqt.cache import ObjectCache, RetentionRule, TrackKey
-from moqmls.moqt.codec import Location, Namespace, Properties, Reader
+from moqmls.moqt.codec import Namespace, Properties, Reader
 from moqmls.moqt.errors import MoQTError
 from moqmls.moqt.objects import ObjectData
 from moqmls.moqt.quic import (
@@ -727,4 +727,4 @@ _HANDLERS: dict[type[Any], Any] = {
 }
 
 
-__all__ = ["Location", "Relay", "RelayConfig", "RetentionRule"]
+__all__ = ["Relay", "RelayConfig", "RetentionRule"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1061,11 +1060,6 @@ class MoQTSession:
 def namespace_matches(prefix: Namespace, namespace: Namespace) -> bool:
     """Namespace Prefix Matching (§8.5): every field of `prefix` equals `namespace`'s."""
     return len(prefix) <= len(namespace) and namespace[: len(prefix)] == prefix
-
-
-def requests_of(events: Iterable[ev.Event]) -> list[ev.Event]:
-    """The request events among `events` (a helper for tests and tools)."""
-    return [e for e in events if hasattr(e, "request_id")]
 
 
 def in_fetch_range(loc: Location, start: Location, end: Location) -> bool:
