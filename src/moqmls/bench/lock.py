@@ -50,22 +50,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated numbers of concurrent clients (default 1,8)",
     )
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs per configuration; the table shows each metric's median (default 3)",
+    )
+    parser.add_argument(
         "--commit-bytes", type=int, default=512, help="size of each stored Commit (default 512)"
     )
 
 
 @dataclass(frozen=True)
 class Result:
+    """One configuration's measurement (or the median of several)."""
+
     store: str
     clients: int
-    cycles: int
-    seconds: float
+    cycles_per_s: float
     p50_ms: float
     p99_ms: float
+    cycles: int
 
-    @property
-    def cycles_per_s(self) -> float:
-        return self.cycles / self.seconds
+
+def _median(runs: list[Result]) -> Result:
+    """Each metric's median over repeated runs (one noisy run moves none of them)."""
+    first = runs[0]
+    return Result(
+        first.store,
+        first.clients,
+        statistics.median(r.cycles_per_s for r in runs),
+        statistics.median(r.p50_ms for r in runs),
+        statistics.median(r.p99_ms for r in runs),
+        sum(r.cycles for r in runs),
+    )
 
 
 @contextlib.asynccontextmanager
@@ -145,7 +162,8 @@ async def _measure(
     if len(latencies) < 2:
         raise RuntimeError(f"{store}: too few cycles measured")
     cuts = statistics.quantiles(latencies, n=100)
-    return Result(store, clients, len(latencies), seconds, cuts[49] * 1000, cuts[98] * 1000)
+    rate = len(latencies) / seconds
+    return Result(store, clients, rate, cuts[49] * 1000, cuts[98] * 1000, len(latencies))
 
 
 @contextlib.contextmanager
@@ -168,11 +186,11 @@ def _store_spec(store: str) -> Iterator[tuple[str, ...]]:
 def _table(results: list[Result]) -> str:
     peer = {r.clients: r.cycles_per_s for r in results if r.store == "memory"}
     head = ("store", "clients", "cycles/s", "p50 ms", "p99 ms", "vs memory")
-    lines = ["{:<8} {:>7} {:>10} {:>8} {:>8} {:>10}".format(*head)]
+    lines = ["{:<14} {:>7} {:>10} {:>8} {:>8} {:>10}".format(*head)]
     for r in results:
         ratio = f"{r.cycles_per_s / peer[r.clients]:.2f}x" if r.clients in peer else "-"
         lines.append(
-            f"{r.store:<8} {r.clients:>7} {r.cycles_per_s:>10.0f} {r.p50_ms:>8.2f} "
+            f"{r.store:<14} {r.clients:>7} {r.cycles_per_s:>10.0f} {r.p50_ms:>8.2f} "
             f"{r.p99_ms:>8.2f} {ratio:>10}"
         )
     return "\n".join(lines)
@@ -182,20 +200,32 @@ def run(args: argparse.Namespace) -> int:
     stores = [s.strip() for s in args.stores.split(",") if s.strip()]
     counts = [int(c) for c in args.clients.split(",") if c.strip()]
     results: list[Result] = []
+    load_before = os.getloadavg()[0]
     for store in stores:
         with _store_spec(store) as spec:
             for clients in counts:
-                print(f"- {store} with {clients} client(s), {args.seconds:g} s ...", flush=True)
-                result = asyncio.run(
-                    _measure(store, spec, clients, args.seconds, args.commit_bytes)
-                )
-                results.append(result)
-                print(
-                    f"  {result.cycles_per_s:.0f} cycles/s, p50 {result.p50_ms:.2f} ms, "
-                    f"p99 {result.p99_ms:.2f} ms ({result.cycles} cycles)",
-                    flush=True,
-                )
+                runs = []
+                for n in range(args.repeat):
+                    print(
+                        f"- {store}, {clients} client(s), run {n + 1}/{args.repeat}, "
+                        f"{args.seconds:g} s ...",
+                        flush=True,
+                    )
+                    result = asyncio.run(
+                        _measure(store, spec, clients, args.seconds, args.commit_bytes)
+                    )
+                    runs.append(result)
+                    print(
+                        f"  {result.cycles_per_s:.0f} cycles/s, p50 {result.p50_ms:.2f} ms, "
+                        f"p99 {result.p99_ms:.2f} ms ({result.cycles} cycles)",
+                        flush=True,
+                    )
+                results.append(_median(runs))
     print()
+    print(
+        f"medians of {args.repeat} run(s) per row; 1-min load average before "
+        f"{load_before:.2f}, after {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+    )
     print(_table(results))
     verdict = 0
     for r in results:
