@@ -223,6 +223,14 @@ class ObjectReceived(Event):
 
 
 @dataclass(frozen=True)
+class PublishStateNotified(Event):
+    """PUBLISH_STATE_NOTIFY (draft-20 on): the publisher's changed subscription parameters."""
+
+    request_id: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class FetchFinished(Event):
     """The data stream of one of our fetches ended with FIN (§9.14)."""
 

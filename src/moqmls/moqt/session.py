@@ -102,7 +102,7 @@ _FIRST_RESPONSES: dict[type[Any], tuple[type[Any], ...]] = {
 }
 _DEFAULT_FIRST = (m.RequestOk, m.RequestErrorMsg)
 _LATER_FROM_RESPONDER: dict[type[Any], tuple[type[Any], ...]] = {
-    m.Subscribe: (m.PublishDone, m.RequestOk, m.RequestErrorMsg, m.Goaway),
+    m.Subscribe: (m.PublishDone, m.RequestOk, m.RequestErrorMsg, m.Goaway, m.PublishStateNotify),
     m.Publish: (m.RequestUpdate, m.Goaway),
     m.Fetch: (m.RequestOk, m.RequestErrorMsg, m.Goaway),
     m.SubscribeNamespace: (
@@ -117,7 +117,7 @@ _LATER_FROM_RESPONDER: dict[type[Any], tuple[type[Any], ...]] = {
     m.TrackStatus: (),
 }
 _LATER_FROM_REQUESTER: dict[type[Any], tuple[type[Any], ...]] = {
-    m.Publish: (m.PublishDone, m.RequestOk, m.RequestErrorMsg, m.Goaway),
+    m.Publish: (m.PublishDone, m.RequestOk, m.RequestErrorMsg, m.Goaway, m.PublishStateNotify),
 }
 _DEFAULT_LATER_FROM_REQUESTER = (m.RequestUpdate, m.Goaway)
 
@@ -145,6 +145,7 @@ class Request:
     filter: LocationWindow | None = None
     # subgroup streams we publish: (group, subgroup) -> [stream_id, header, last object id]
     out_streams: dict[tuple[int, int], list[Any]] = field(default_factory=dict)
+    stopped: set[tuple[int, int]] = field(default_factory=set)
     fetch_stream: int | None = None
     fetch_done: bool = False
     fetch_previous: ObjectData | None = None
@@ -285,6 +286,8 @@ class MoQTSession:
             for key, entry in list(req.out_streams.items()):
                 if entry[0] == stream_id:
                     del req.out_streams[key]
+                    # no new stream for the rest of this subgroup (§10.4.3)
+                    req.stopped.add(key)
                     self._commands.append(StreamReset(stream_id, code))
 
     # --- local requests ------------------------------------------------------------------------
@@ -512,6 +515,8 @@ class MoQTSession:
         if loc < req.start or (req.end is not None and loc > req.end):
             return False
         key = (group_id, subgroup_id)
+        if key in req.stopped:
+            return False
         entry = req.out_streams.get(key)
         if entry is not None and object_id <= entry[2]:
             self._write(entry[0], b"", end=True)
@@ -553,6 +558,15 @@ class MoQTSession:
             self._write(req.fetch_stream, encode_fetch_header(request_id, self.profile))
         self._write(req.fetch_stream, encode_fetch_object(req.fetch_previous, obj))
         req.fetch_previous = obj
+
+    def end_fill(self, request_id: int) -> None:
+        """FIN the fill stream of a subscription we serve (FILL_PARAMETERS, draft-20 on)."""
+        req = self._requests.get(request_id)
+        if req is None or self.closed or req.fetch_stream is None:
+            return
+        self._write(req.fetch_stream, b"", end=True)
+        req.fetch_stream = None
+        req.fetch_previous = None
 
     def end_fetch(self, request_id: int) -> None:
         """FIN the FETCH data stream (opening it if empty) and the request stream."""
@@ -635,6 +649,8 @@ class MoQTSession:
     def _close_older_groups(self, req: Request, group_id: int) -> None:
         for key in [k for k in req.out_streams if k[0] < group_id]:
             self._write(req.out_streams.pop(key)[0], b"", end=True)
+        if req.stopped:
+            req.stopped = {k for k in req.stopped if k[0] >= group_id - 1}
 
     def _apply_filter(
         self, req: Request, flt: LocationWindow | None, largest: Location | None
@@ -744,7 +760,8 @@ class MoQTSession:
             return
         if isinstance(item, FetchHeader):
             req = self._requests.get(item.request_id)
-            if req is None or not req.local or req.kind is not m.Fetch:
+            # a FETCH's data stream, or the fill stream of a SUBSCRIBE with FILL_PARAMETERS
+            if req is None or not req.local or req.kind not in (m.Fetch, m.Subscribe):
                 state.ignore = True  # a late stream for a cancelled fetch
                 self._commands.append(StopSending(stream_id, self.profile.reset_codes["CANCELLED"]))
                 return
@@ -938,6 +955,11 @@ class MoQTSession:
                 )
             )
             return
+        if msg.fetch_type == 0:  # a range relative to Largest Object (draft-20 on)
+            self.reject(
+                req.request_id, self.profile.request_errors["NOT_SUPPORTED"], "relative FETCH"
+            )
+            return
         if msg.fetch_type not in (2, 3):
             raise ProtocolViolation(f"unknown fetch type {msg.fetch_type}")
         sub = self._requests.get(msg.joining_request_id)
@@ -1051,6 +1073,8 @@ class MoQTSession:
             self._events.append(ev.RequestUpdated(rid, msg.params))
         elif isinstance(msg, m.RequestOk):
             self._events.append(ev.RequestAccepted(rid, msg.params, msg.track_properties))
+        elif isinstance(msg, m.PublishStateNotify):
+            self._events.append(ev.PublishStateNotified(rid, msg.params))
         elif isinstance(msg, m.RequestErrorMsg):
             self._events.append(
                 ev.RequestRejected(rid, msg.error_code, msg.retry_interval, msg.reason)
