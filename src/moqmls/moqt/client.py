@@ -35,7 +35,7 @@ from moqmls.moqt.errors import (
 from moqmls.moqt.objects import ObjectData
 from moqmls.moqt.quic import DEFAULT_ALPNS, MoQTProtocol, open_connection
 from moqmls.moqt.session import MoQTSession, clip_fetch_end, in_fetch_range, namespace_matches
-from moqmls.moqt.varint import encode_vi64
+from moqmls.moqt.varint import MAX_VI64, encode_vi64
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ NamespaceLike = Sequence[bytes | str]
 Discovery = Literal["auto", "tracks", "namespace"]
 
 REQUEST_TIMEOUT = 10.0
+#: A FETCH End Location (last + 1) past any object: "up to the Largest Object".
+UP_TO_LARGEST = Location(MAX_VI64, 0)
 
 
 def to_namespace(namespace: NamespaceLike) -> Namespace:
@@ -490,11 +492,13 @@ class MoQTClient:
     async def _open_stream(self, stream: ObjectStream) -> None:
         session = self.session
         if stream.track_name is not None:
-            rid = session.subscribe(stream.prefix, stream.track_name, {"forward": 1})
+            params = self._subscribe_params(stream)
+            rid = session.subscribe(stream.prefix, stream.track_name, params)
             self._routes[rid] = (stream, stream.prefix, stream.track_name)
             self._kick()
             answer = await self._await_answer(rid)
-            self._backfill(stream, stream.prefix, stream.track_name, answer)
+            if "fill_parameters" not in params:
+                self._backfill(stream, stream.prefix, stream.track_name, answer)
             return
         if stream.mode in ("auto", "tracks"):
             rid = session.subscribe_tracks(stream.prefix, {"forward": 1})
@@ -518,13 +522,25 @@ class MoQTClient:
         if any(r[0] is stream and r[1:] == (ns, name) for r in self._routes.values()):
             return
         try:
-            rid = self.session.subscribe(ns, name, {"forward": 1})
+            params = self._subscribe_params(stream)
+            rid = self.session.subscribe(ns, name, params)
             self._routes[rid] = (stream, ns, name)
             self._kick()
             answer = await self._await_answer(rid)
-            self._backfill(stream, ns, name, answer)
+            if "fill_parameters" not in params:
+                self._backfill(stream, ns, name, answer)
         except MoQTError as exc:
             log.info("subscribing %r %r failed: %r", ns, name, exc)
+
+    def _subscribe_params(self, stream: ObjectStream) -> dict[str, Any]:
+        """SUBSCRIBE parameters; with `history`, FILL_PARAMETERS where the draft has them."""
+        params: dict[str, Any] = {"forward": 1}
+        fill = self.session.profile.fill_parameters
+        if stream.history and fill is not None:
+            # subscribe and catch up in one request: the publisher opens a fill stream
+            # with everything from {0, 0} up to its Largest Object (draft-20 on)
+            params["fill_parameters"] = fill(Location(0, 0), UP_TO_LARGEST)
+        return params
 
     def _backfill(self, stream: ObjectStream, ns: Namespace, name: bytes, answer: Any) -> None:
         """FETCH a track's past into `stream` when it asked for history."""
@@ -665,7 +681,8 @@ class MoQTClient:
                         e.status,
                     )
                 )
-            return
+                return
+            # otherwise the fill stream of a SUBSCRIBE with FILL_PARAMETERS: its route
         route = self._routes.get(e.request_id)
         if route is None:
             return

@@ -22,7 +22,7 @@ from aioquic.asyncio.server import QuicServer
 
 from moqmls.moqt import events as ev
 from moqmls.moqt.cache import ObjectCache, RetentionRule, TrackKey
-from moqmls.moqt.codec import Namespace, Properties, Reader
+from moqmls.moqt.codec import Location, Namespace, Properties, Reader
 from moqmls.moqt.errors import MoQTError
 from moqmls.moqt.objects import ObjectData
 from moqmls.moqt.quic import (
@@ -33,6 +33,7 @@ from moqmls.moqt.quic import (
     start_server,
 )
 from moqmls.moqt.session import MoQTSession, clip_fetch_end, namespace_matches
+from moqmls.moqt.varint import MAX_VI64
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,8 @@ class Peer:
     upstream_track_subs: dict[int, Namespace] = field(default_factory=dict)
     remote_namespaces: set[Namespace] = field(default_factory=set)
     open_requests: int = 0
+    #: SUBSCRIBEs with FILL_PARAMETERS not yet answered: rid -> (fill, subscription filter)
+    fills: dict[int, tuple[dict[str, Any], Any]] = field(default_factory=dict)
 
     @property
     def session(self) -> MoQTSession:
@@ -282,6 +285,7 @@ class Relay:
 
     def _on_closed(self, peer: Peer, e: Any) -> None:
         rid = e.request_id
+        peer.fills.pop(rid, None)
         track = peer.routes.pop(rid, None)
         if track is not None:
             if track.publishers.get(peer) == rid:
@@ -411,6 +415,11 @@ class Relay:
         session = peer.session
         if not self._count_request(peer, e.request_id):
             return
+        if "fill_parameters" in e.params:
+            peer.fills[e.request_id] = (
+                e.params["fill_parameters"],
+                e.params.get("subscription_filter"),
+            )
         key = (e.namespace, e.track_name)
         track = self.tracks.get(key)
         others = [p for p in (track.publishers if track else {}) if p is not peer]
@@ -446,7 +455,33 @@ class Relay:
         peer.session.accept_subscribe(request_id, self.cache.largest(track.key), track.properties)
         track.subscribers[peer] = request_id
         peer.routes[request_id] = track
+        fill = peer.fills.pop(request_id, None)
+        if fill is not None:
+            self._serve_fill(peer, request_id, track, *fill)
         peer.proto.schedule_flush()
+
+    def _serve_fill(
+        self, peer: Peer, request_id: int, track: Track, fill: dict[str, Any], sub_filter: Any
+    ) -> None:
+        """The fill stream of a SUBSCRIBE with FILL_PARAMETERS (draft-20 on), from the cache.
+
+        Its range is FILL_PARAMETERS' LOCATION_FILTER, else the subscription's, read as a
+        FETCH's: capped at Largest Object; an empty range opens no stream.
+        """
+        largest = self.cache.largest(track.key)
+        if largest is None:
+            return
+        flt = fill.get("subscription_filter", sub_filter)
+        start, last = flt.window(largest) if flt is not None else (Location(0, 0), None)
+        if last is None or last > largest:
+            last = largest
+        end = Location(last.group, last.object + 1) if last.object < MAX_VI64 else last
+        objects = self.cache.range(track.key, start, end, self._now())
+        if not objects:
+            return
+        for obj in objects:
+            peer.session.send_fetch_object(request_id, obj)
+        peer.session.end_fill(request_id)
 
     def _settle_waiting(self, track: Track) -> None:
         if not track.waiting:
