@@ -257,6 +257,7 @@ class EpochState:
     resumption_psks: dict[int, bytes] = field(default_factory=dict)
     # the ReInit this epoch's Commit covered: no more messages may be sent (§12.4.2, §11.2)
     reinit: ReInit | None = None
+    member_list: tuple[Member, ...] | None = None
 
     @property
     def own_leaf(self) -> int:
@@ -420,11 +421,14 @@ class Group:
 
     @property
     def members(self) -> tuple[Member, ...]:
-        """The members, in leaf order."""
-        return tuple(
-            Member(index, leaf.credential.identity or b"", leaf.signature_key)
-            for index, leaf in self._state.tree.members()
-        )
+        """The members, in leaf order (computed once per epoch: the tree is fixed within one)."""
+        state = self._state
+        if state.member_list is None:
+            state.member_list = tuple(
+                Member(index, leaf.credential.identity or b"", leaf.signature_key)
+                for index, leaf in state.tree.members()
+            )
+        return state.member_list
 
     @property
     def pending_proposals(self) -> tuple[bytes, ...]:
