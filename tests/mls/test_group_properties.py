@@ -2,7 +2,7 @@
 of adds, removes, updates and self-removes among in-memory members.
 
 After every step all members share the epoch, the epoch authenticator, the exporter output and
-the member list; a removed member cannot process anything of a later epoch; a Commit that is
+the member list, and application data reaches all of them; a removed member cannot process anything of a later epoch; a Commit that is
 built but not merged leaves its committer unchanged; and a mutated handshake message is
 rejected with an `MLSError` without changing the receiver's state.
 """
@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from moqmls.mls.errors import MLSError
-from moqmls.mls.group import CommitProcessed, Group, PendingCommit
+from moqmls.mls.group import ApplicationMessage, CommitProcessed, Group, PendingCommit
 from moqmls.mls.key_package import make_key_package
 from moqmls.mls.structs import WireFormat
 
@@ -70,6 +70,20 @@ class World:
             assert g.export_secret(b"prop", b"ctx", 16) == first.export_secret(b"prop", b"ctx", 16)
             assert g.members == first.members
         assert sorted(self.members) == [m.leaf_index for m in first.members]
+        # Application data from the newest leaf reaches every other member, once.
+        sender = self.members[max(self.members)]
+        message = sender.protect(b"after epoch %d" % sender.epoch)
+        for g in groups:
+            if g is not sender:
+                event = g.process(message)
+                assert event == ApplicationMessage(sender.own_leaf_index, message_text(sender), b"")
+        for stale in self.removed:
+            with pytest.raises(MLSError):
+                stale.process(message)
+
+
+def message_text(sender: Group) -> bytes:
+    return b"after epoch %d" % sender.epoch
 
 
 def _snapshot(group: Group) -> tuple[object, ...]:
