@@ -369,3 +369,30 @@ def test_goaway_with_wrong_parity_request_id() -> None:
     pair.client.receive_stream_data(ctrl, encode_message(m.Goaway(b"", 0, 3), P), False)
     closes = [c for c in pair.client.commands() if isinstance(c, CloseConnection)]
     assert closes and closes[0].code == 0x4  # INVALID_REQUEST_ID
+
+
+def test_no_new_stream_for_a_subgroup_after_stop_sending() -> None:
+    pair = Pair()
+    pair.client.subscribe(NS, b"t")
+    _, s_ev = pair.pump()
+    req = of(s_ev, ev.SubscribeRequested)[0]
+    pair.server.accept_subscribe(req.request_id)
+    assert pair.server.send_object(req.request_id, 0, 0, b"a")
+    sid = [c for c in pair.server.commands() if isinstance(c, StreamWrite)][-1].stream_id
+    pair.server.stop_sending_received(sid, 0x1)
+    assert any(isinstance(c, StreamReset) and c.stream_id == sid for c in pair.server.commands())
+    # §10.4.3: the rest of that subgroup is not re-sent on a new stream; the next group is
+    assert not pair.server.send_object(req.request_id, 0, 1, b"b")
+    assert pair.server.send_object(req.request_id, 1, 0, b"c")
+
+
+def test_subgroup_fin_is_reported() -> None:
+    pair = Pair()
+    rid = pair.client.subscribe(NS, b"t")
+    _, s_ev = pair.pump()
+    req = of(s_ev, ev.SubscribeRequested)[0]
+    pair.server.accept_subscribe(req.request_id)
+    pair.server.send_object(req.request_id, 3, 0, b"a")
+    pair.server.end_subgroup(req.request_id, 3)
+    c_ev, _ = pair.pump()
+    assert of(c_ev, ev.SubgroupFinished) == [ev.SubgroupFinished(rid, 3, 0, False)]

@@ -231,6 +231,16 @@ class PublishStateNotified(Event):
 
 
 @dataclass(frozen=True)
+class SubgroupFinished(Event):
+    """A subgroup stream of a subscription ended with FIN: all its objects arrived."""
+
+    request_id: int
+    group_id: int
+    subgroup_id: int
+    end_of_group: bool = False
+
+
+@dataclass(frozen=True)
 class FetchFinished(Event):
     """The data stream of one of our fetches ended with FIN (§9.14)."""
 

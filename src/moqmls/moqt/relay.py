@@ -386,6 +386,16 @@ class Relay:
             )
             sub.proto.schedule_flush()
 
+    def _on_subgroup_finished(self, peer: Peer, e: ev.SubgroupFinished) -> None:
+        """Forward a subgroup's FIN once its objects are sent (§10.4.3)."""
+        track = peer.routes.get(e.request_id)
+        if track is None or track.publishers.get(peer) != e.request_id:
+            return
+        for sub, rid in list(track.subscribers.items()):
+            if sub is not peer and sub.alive():
+                sub.session.end_subgroup(rid, e.group_id, e.subgroup_id)
+                sub.proto.schedule_flush()
+
     def _on_publish_done(self, peer: Peer, e: ev.PublishDoneReceived) -> None:
         track = peer.routes.get(e.request_id)
         if track is not None and track.publishers.get(peer) == e.request_id:
@@ -747,6 +757,7 @@ _HANDLERS: dict[type[Any], Any] = {
     ev.PublishRequested: Relay._on_publish,
     ev.ObjectReceived: Relay._on_object,
     ev.PublishDoneReceived: Relay._on_publish_done,
+    ev.SubgroupFinished: Relay._on_subgroup_finished,
     ev.SubscribeRequested: Relay._on_subscribe,
     ev.SubscribeAccepted: Relay._on_subscribe_ok,
     ev.RequestRejected: Relay._on_rejected,

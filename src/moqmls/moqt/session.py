@@ -647,10 +647,12 @@ class MoQTSession:
             req.fetch_stream = None
 
     def _close_older_groups(self, req: Request, group_id: int) -> None:
-        for key in [k for k in req.out_streams if k[0] < group_id]:
+        # A stream left open by its writer is closed once two newer groups have begun;
+        # the previous group may still be completing out of order.
+        for key in [k for k in req.out_streams if k[0] < group_id - 1]:
             self._write(req.out_streams.pop(key)[0], b"", end=True)
         if req.stopped:
-            req.stopped = {k for k in req.stopped if k[0] >= group_id - 1}
+            req.stopped = {k for k in req.stopped if k[0] >= group_id - 2}
 
     def _apply_filter(
         self, req: Request, flt: LocationWindow | None, largest: Location | None
@@ -753,6 +755,17 @@ class MoQTSession:
                     req.fetch_done = True
                     if req.closed:
                         self._forget(req)
+            header = parser.header
+            if isinstance(header, SubgroupHeader) and not state.ignore:
+                rid = self._alias_in.get(header.track_alias)
+                subgroup = header.subgroup_id
+                if subgroup is None:
+                    subgroup = parser.first_subgroup or 0
+                if rid is not None:
+                    # FIN: every object of the subgroup arrived (§10.4.3)
+                    self._events.append(
+                        ev.SubgroupFinished(rid, header.group_id, subgroup, header.end_of_group)
+                    )
 
     def _data_item(self, stream_id: int, state: _UniIn, item: Any) -> None:
         if isinstance(item, SubgroupHeader):
