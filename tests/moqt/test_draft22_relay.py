@@ -7,6 +7,7 @@ relay's upstream link) offers is forced, so every session speaks the draft chose
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -68,42 +69,25 @@ def drafts(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
     yield used
 
 
-def _both_or_22(used: list[str]) -> None:
-    """Every scenario ran with -22 sessions, and mixed patterns with both drafts."""
-    assert "moqt-22" in used and set(used) <= {"moqt-18", "moqt-22"}
+#: every scenario of `test_integration`, found by name so new ones are run here too
+SCENARIOS = sorted(
+    name
+    for name, fn in vars(base).items()
+    if name.startswith("test_") and inspect.iscoroutinefunction(fn)
+)
 
 
-async def test_several_publishers_and_subscribers(relay: Relay, drafts: list[str]) -> None:
-    await base.test_several_publishers_and_subscribers(relay)
-    _both_or_22(drafts)
-
-
-async def test_late_subscriber_fetches_what_it_missed(relay: Relay, drafts: list[str]) -> None:
-    await base.test_late_subscriber_fetches_what_it_missed(relay)
-    _both_or_22(drafts)
-
-
-@pytest.mark.parametrize("drafts", ["all-22"], indirect=True)  # a single session
-async def test_fetch_of_unknown_track_is_rejected(relay: Relay, drafts: list[str]) -> None:
-    await base.test_fetch_of_unknown_track_is_rejected(relay)
-    _both_or_22(drafts)
-
-
-async def test_subscribe_namespace_discovery(relay: Relay, drafts: list[str]) -> None:
-    await base.test_subscribe_namespace_discovery(relay)
-    _both_or_22(drafts)
-
-
-async def test_chained_relays(drafts: list[str]) -> None:
-    await base.test_chained_relays()
-    _both_or_22(drafts)
-
-
-async def test_relay_restart_clients_reconnect(drafts: list[str]) -> None:
-    await base.test_relay_restart_clients_reconnect()
-    _both_or_22(drafts)
-
-
-async def test_auth_token_limits_published_track_names(drafts: list[str]) -> None:
-    await base.test_auth_token_limits_published_track_names()
-    _both_or_22(drafts)
+@pytest.mark.parametrize("scenario", SCENARIOS)
+async def test_scenario(
+    scenario: str, relay: Relay, request: pytest.FixtureRequest, drafts: list[str]
+) -> None:
+    fn = getattr(base, scenario)
+    if "relay" in inspect.signature(fn).parameters:
+        await fn(relay)
+    else:
+        await fn()  # a scenario that starts its own relays
+    assert set(drafts) <= {"moqt-18", "moqt-22"} and drafts
+    if request.node.callspec.params["drafts"] == "all-22":
+        assert set(drafts) == {"moqt-22"}
+    elif len(drafts) > 1:
+        assert set(drafts) == {"moqt-18", "moqt-22"}  # -18 and -22 sessions on one relay
