@@ -60,7 +60,12 @@ _RETRY_STATUSES = (429, 503)
 
 
 class LockClient:
-    """A connection pool to one lock service, used as ``async with LockClient(url) as c``."""
+    """A connection pool to one lock service, used as ``async with LockClient(url) as c``.
+
+    `auth_token` is the bearer token (if the service has an auth file); `timeout_s` bounds
+    one HTTP attempt, `attempts` the attempts per operation, `max_delay_s` any one wait
+    between them (Retry-After included).
+    """
 
     def __init__(
         self,
@@ -118,7 +123,11 @@ class LockClient:
         ttl_ms: int | None = None,
         request_id: str | None = None,
     ) -> LockResult:
-        """Acquired (commit within ttl_ms) | Locked (retry later) | Stale (catch up first)."""
+        """Acquired (commit within ttl_ms) | Locked (retry later) | Stale (catch up first).
+
+        Without a `request_id` the client draws one, so its own retries are idempotent;
+        pass one to settle an earlier call whose outcome was lost. NotFoundError: no group.
+        """
         body = request_body(holder=holder, ttl_ms=ttl_ms, request_id=request_id or uuid.uuid4().hex)
         status, answer = await self._call(
             "POST", f"/v1/groups/{_q(group)}/epochs/{int(epoch)}/lock", body
