@@ -2,9 +2,10 @@
 of adds, removes, updates and self-removes among in-memory members.
 
 After every step all members share the epoch, the epoch authenticator, the exporter output and
-the member list, and application data reaches all of them; a removed member cannot process anything of a later epoch; a Commit that is
-built but not merged leaves its committer unchanged; and a mutated handshake message is
-rejected with an `MLSError` without changing the receiver's state.
+the member list, and application data reaches all of them; a removed member cannot process
+anything of a later epoch; a Commit that is built but not merged leaves its committer
+unchanged; and a mutated handshake message is rejected with an `MLSError` without changing the
+receiver's state.
 """
 
 from __future__ import annotations
