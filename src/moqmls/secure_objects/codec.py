@@ -35,7 +35,8 @@ MAX_U64 = (1 << 64) - 1
 MAX_U32 = (1 << 32) - 1
 MAX_U16 = (1 << 16) - 1
 
-_ONE_BYTE = tuple(bytes((i,)) for i in range(0x80))
+#: The one-byte vi64s, 0-127.
+SHORT_VI64 = tuple(bytes((i,)) for i in range(0x80))
 
 KEY_ID_PROPERTY = 0x02
 ENCRYPTED_PROPERTIES_LIST = 0x0A
@@ -45,7 +46,7 @@ PADDING_PROPERTY = 0x32
 def encode_vi64(value: int) -> bytes:
     """A MoQT variable-length integer, shortest form (moq-transport-18 §1.4.1)."""
     if 0 <= value < 0x80:
-        return _ONE_BYTE[value]
+        return SHORT_VI64[value]
     if 0x80 <= value < 0x4000:  # payload lengths of typical media objects: one branch
         return (0x8000 | value).to_bytes(2, "big")
     if value < 0 or value > MAX_U64:

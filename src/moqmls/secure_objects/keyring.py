@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from moqmls.secure_objects.codec import MAX_U64
+from moqmls.secure_objects.codec import KEY_ID_PROPERTY, MAX_U64, encode_vi64
 from moqmls.secure_objects.errors import (
     ExpiredKeyIdError,
     IdOutOfRangeError,
@@ -76,6 +76,11 @@ class KeyRing:
         self._keys: dict[Namespace, dict[int, _Entry]] = {}
         self._current: dict[Namespace, int] = {}
         self._forgotten: dict[Namespace, dict[int, None]] = {}
+        # Per-object shortcuts, rebuilt whenever keys or the current key change: the current
+        # key's tracks per namespace, and the tracks of every key no other key supersedes
+        # (which needs no clock check), by the encoded value of its Key ID property.
+        self._sending: dict[Namespace, dict[bytes, TrackKeys]] = {}
+        self._live: dict[Namespace, dict[bytes, dict[bytes, TrackKeys]]] = {}
 
     # -- keys -------------------------------------------------------------------------------
 
@@ -117,6 +122,7 @@ class KeyRing:
             else:
                 entry.superseded_at = now
         entries[key_id] = entry
+        self._index(ns)
 
     def set_current(self, namespace: Sequence[bytes], key_id: int, now: float) -> None:
         """Choose the key this sender protects with in ``namespace``."""
@@ -124,6 +130,7 @@ class KeyRing:
         self._entry(ns, key_id, now)
         self._current[ns] = key_id
         self.expire(now)
+        self._index(ns)
 
     def current_key_id(self, namespace: Sequence[bytes]) -> int | None:
         """The Key ID the sender protects with, if one was chosen."""
@@ -145,6 +152,8 @@ class KeyRing:
                     del entries[key_id]
                     self._remember_forgotten(ns, key_id)
                     gone.append((ns, key_id))
+        for ns in {ns for ns, _ in gone}:
+            self._index(ns)
         return gone
 
     def remove_namespace(self, namespace: Sequence[bytes]) -> None:
@@ -153,6 +162,7 @@ class KeyRing:
         for key_id in self._keys.pop(ns, {}):
             self._remember_forgotten(ns, key_id)
         self._current.pop(ns, None)
+        self._index(ns)
 
     def track_keys(
         self, namespace: Sequence[bytes], track_name: bytes, key_id: int, now: float
@@ -168,13 +178,13 @@ class KeyRing:
     ) -> SecureObject:
         """Protect ``obj`` with the current key of ``namespace`` (§3.8)."""
         ns = namespace if type(namespace) is tuple else _namespace(namespace)
-        key_id = self._current.get(ns)
-        if key_id is None:
-            raise NoCurrentKeyError(f"no current key for namespace {ns!r}")
-        entry = self._keys[ns][key_id]
-        keys = entry.tracks.get(track_name)
+        tracks = self._sending.get(ns)
+        keys = tracks.get(track_name) if tracks is not None else None
         if keys is None:
-            keys = self._track_keys(ns, entry, key_id, track_name)
+            key_id = self._current.get(ns)
+            if key_id is None:
+                raise NoCurrentKeyError(f"no current key for namespace {ns!r}")
+            keys = self._track_keys(ns, self._keys[ns][key_id], key_id, track_name)
         return keys.protect(obj)
 
     def unprotect(
@@ -182,7 +192,14 @@ class KeyRing:
     ) -> PlainObject:
         """Unprotect ``obj`` with the key its Key ID property names (§3.9)."""
         ns = namespace if type(namespace) is tuple else _namespace(namespace)
-        key_id = find_key_id(obj.immutable_properties)
+        props = obj.immutable_properties
+        if len(props) == 1 and props[0].type == KEY_ID_PROPERTY:
+            live = self._live.get(ns)
+            tracks = live.get(props[0].value) if live is not None else None
+            keys = tracks.get(track_name) if tracks is not None else None
+            if keys is not None:
+                return keys.unprotect_key_id_only(obj)
+        key_id = find_key_id(props)
         entries = self._keys.get(ns)
         entry = entries.get(key_id) if entries else None
         if entry is None or entry.superseded_at is not None:
@@ -193,6 +210,24 @@ class KeyRing:
         return self._unprotect_on_probation(ns, entry, key_id, bytes(track_name), obj)
 
     # -- internals --------------------------------------------------------------------------
+
+    def _index(self, ns: Namespace) -> None:
+        """Rebuild the per-object shortcuts of ``ns`` after its keys changed."""
+        entries = self._keys.get(ns, {})
+        current = self._current.get(ns)
+        if current is None or current not in entries:
+            self._sending.pop(ns, None)
+        else:
+            self._sending[ns] = entries[current].tracks
+        live = {
+            encode_vi64(key_id): entry.tracks
+            for key_id, entry in entries.items()
+            if entry.superseded_at is None
+        }
+        if live:
+            self._live[ns] = live
+        else:
+            self._live.pop(ns, None)
 
     def _expired(self, entry: _Entry, now: float) -> bool:
         return entry.superseded_at is not None and now >= entry.superseded_at + self.retention

@@ -7,9 +7,10 @@ per-object work. Objects are plain values; nothing here knows about MoQT session
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from cryptography.exceptions import InvalidTag
 
@@ -17,6 +18,7 @@ from moqmls.secure_objects.codec import (
     ENCRYPTED_PROPERTIES_LIST,
     KEY_ID_PROPERTY,
     PADDING_PROPERTY,
+    SHORT_VI64,
     Property,
     decode_key_id,
     decode_plaintext,
@@ -32,9 +34,9 @@ from moqmls.secure_objects.errors import (
     UnknownKeyIdError,
 )
 from moqmls.secure_objects.schedule import (
+    aad_struct,
     derive_key_salt,
     make_aad,
-    salted_ctr,
     serialize_full_track_name,
 )
 from moqmls.secure_objects.suites import CipherSuite
@@ -85,6 +87,91 @@ class SecureObject:
         return find_key_id(self.immutable_properties)
 
 
+class _PlainObjectBuilder:
+    """PlainObject's slots, writable: see `new_plain_object`."""
+
+    __slots__ = (
+        "encrypted_properties",
+        "group_id",
+        "immutable_properties",
+        "object_id",
+        "padding",
+        "payload",
+        "publisher_priority",
+    )
+    group_id: int
+    object_id: int
+    payload: bytes
+    publisher_priority: int
+    immutable_properties: tuple[Property, ...]
+    encrypted_properties: tuple[Property, ...]
+    padding: int
+
+
+class _SecureObjectBuilder:
+    """SecureObject's slots, writable: see `new_secure_object`."""
+
+    __slots__ = ("group_id", "immutable_properties", "object_id", "payload", "publisher_priority")
+    group_id: int
+    object_id: int
+    publisher_priority: int
+    immutable_properties: tuple[Property, ...]
+    payload: bytes
+
+
+# The builders' instance layout must be their value class's, slot for slot, for the
+# __class__ assignment below (CPython checks it and raises TypeError otherwise; it lays slots
+# out in sorted order).
+for _value, _builder in ((PlainObject, _PlainObjectBuilder), (SecureObject, _SecureObjectBuilder)):
+    if sorted(_value.__slots__) != sorted(_builder.__slots__):
+        raise RuntimeError(f"{_builder.__name__} does not have {_value.__name__}'s slots")
+
+
+def new_plain_object(
+    group_id: int,
+    object_id: int,
+    payload: bytes,
+    publisher_priority: int,
+    immutable_properties: tuple[Property, ...],
+    encrypted_properties: tuple[Property, ...],
+    padding: int,
+) -> PlainObject:
+    """``PlainObject(...)`` for the per-object path, about 6x faster than its constructor.
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``; filling
+    a writable twin with the same slots and then giving it PlainObject's class yields the same
+    frozen value (equal, hashable, immutable) at a fraction of the cost.
+    """
+    b = _PlainObjectBuilder()
+    b.group_id = group_id
+    b.object_id = object_id
+    b.payload = payload
+    b.publisher_priority = publisher_priority
+    b.immutable_properties = immutable_properties
+    b.encrypted_properties = encrypted_properties
+    b.padding = padding
+    b.__class__ = PlainObject  # type: ignore[assignment]
+    return cast(PlainObject, b)
+
+
+def new_secure_object(
+    group_id: int,
+    object_id: int,
+    publisher_priority: int,
+    immutable_properties: tuple[Property, ...],
+    payload: bytes,
+) -> SecureObject:
+    """``SecureObject(...)`` for the per-object path; see `new_plain_object`."""
+    b = _SecureObjectBuilder()
+    b.group_id = group_id
+    b.object_id = object_id
+    b.publisher_priority = publisher_priority
+    b.immutable_properties = immutable_properties
+    b.payload = payload
+    b.__class__ = SecureObject  # type: ignore[assignment]
+    return cast(SecureObject, b)
+
+
 class ObjectFields(Protocol):
     """What unprotect reads from a received object; `SecureObject` is one."""
 
@@ -126,13 +213,15 @@ DEFAULT_USAGE_LIMIT = 1 << 24
 class TrackKeys:
     """moq_key, moq_salt and the keyed AEAD for one track and Key ID (§3.7).
 
-    Derived once per track and epoch; `protect` and `unprotect` are the per-object path, so
-    they precompute what every object shares (the Key ID property and its encoding).
+    Derived once per track and epoch, with everything every object of the track shares
+    precomputed: the salt as an integer, the Key ID property, its encoding and the AAD layout
+    around it. `protect` and `unprotect` are the per-object path.
     ``uses`` counts AEAD invocations against ``usage_limit`` (§6.3): encryptions for every
     suite, decryptions too for the CTR-HMAC suites.
     """
 
     __slots__ = (
+        "_aad_key_id_only",
         "_aead",
         "_count_decryptions",
         "_key_id_bytes",
@@ -140,6 +229,7 @@ class TrackKeys:
         "_key_id_property",
         "_key_id_value",
         "_nn",
+        "_nt",
         "_salt",
         "key_id",
         "salt",
@@ -165,16 +255,18 @@ class TrackKeys:
         self.salt = derived.moq_salt
         self._salt = int.from_bytes(self.salt, "big")
         self._nn = suite.nn
+        self._nt = suite.nt
         self._aead = suite.aead(derived.moq_key)
         self._key_id_property = Property.key_id(key_id)
         self._key_id_value = self._key_id_property.value
         self._key_id_only = (self._key_id_property,)
         self._key_id_bytes = encode_properties(self._key_id_only)
+        self._aad_key_id_only = aad_struct(len(self._key_id_bytes)).pack
         self._count_decryptions = suite.nka is not None
         self.usage_limit = usage_limit
         self.uses = 0
 
-    def _use(self) -> None:
+    def _count_use(self) -> None:
         if self.uses >= self.usage_limit:
             raise KeyUsageLimitError(
                 f"moq_key of Key ID {self.key_id} reached {self.usage_limit} uses; rotate keys"
@@ -183,52 +275,114 @@ class TrackKeys:
 
     def protect(self, obj: PlainObject) -> SecureObject:
         """§3.8: encrypt payload and Encrypted Properties List, authenticate the metadata."""
+        payload = obj.payload
+        if (
+            obj.immutable_properties
+            or obj.encrypted_properties
+            or obj.padding
+            or type(payload) is not bytes
+            or len(payload) >= 0x4000
+        ):
+            return self._protect_general(obj)
+        # The common object (Key ID property only, nothing encrypted besides a payload of
+        # < 16 kB): the same steps as _protect_general with what the track shares precomputed.
+        group_id, object_id, priority = obj.group_id, obj.object_id, obj.publisher_priority
+        try:  # packing the AAD checks the ids' ranges, which the nonce relies on
+            aad = self._aad_key_id_only(group_id, object_id, priority, self._key_id_bytes)
+        except struct.error:
+            make_aad(group_id, object_id, priority, b"")  # raises the precise error
+            raise
+        nonce = (self._salt ^ (group_id << 32 | object_id)).to_bytes(self._nn, "big")
+        n = len(payload)  # §3.3.2: vi64 length, one byte below 128, else two
+        pt = (SHORT_VI64[n] if n < 0x80 else (0x8000 | n).to_bytes(2, "big")) + payload
+        if self.uses >= self.usage_limit:
+            self._count_use()  # raises
+        self.uses += 1
+        ct = self._aead.encrypt(nonce, pt, aad)
+        return new_secure_object(group_id, object_id, priority, self._key_id_only, ct)
+
+    def _protect_general(self, obj: PlainObject) -> SecureObject:
         group_id, object_id, priority = obj.group_id, obj.object_id, obj.publisher_priority
         extra = obj.immutable_properties
         if extra:
-            for p in extra:
-                if p.type in _RESERVED_IMMUTABLE:
-                    raise BadPropertiesError(f"property type {p.type:#x} is not the caller's")
-            # Sorted by type: MoQT carries Key-Value-Pairs delta-coded, hence in this order,
-            # so the AAD the receiver rebuilds from the wire matches (sorted() is stable).
-            immutable = tuple(sorted((self._key_id_property, *extra), key=_property_type))
+            immutable = self._with_key_id(extra)
             serialized = encode_properties(immutable)
         else:
             immutable = self._key_id_only
             serialized = self._key_id_bytes
-        aad = make_aad(group_id, object_id, priority, serialized)
-        nonce = salted_ctr(self._salt, self._nn, group_id, object_id)
+        aad = make_aad(group_id, object_id, priority, serialized)  # checks the ids' ranges
+        nonce = (self._salt ^ (group_id << 32 | object_id)).to_bytes(self._nn, "big")
         pt = encode_plaintext(obj.payload, obj.encrypted_properties, obj.padding)
-        self._use()
+        self._count_use()
         ct = self._aead.encrypt(nonce, pt, aad)
-        return SecureObject(group_id, object_id, priority, immutable, ct)
+        return new_secure_object(group_id, object_id, priority, immutable, ct)
+
+    def _with_key_id(self, extra: Sequence[Property]) -> tuple[Property, ...]:
+        for p in extra:
+            if p.type in _RESERVED_IMMUTABLE:
+                raise BadPropertiesError(f"property type {p.type:#x} is not the caller's")
+        # Sorted by type: MoQT carries Key-Value-Pairs delta-coded, hence in this order,
+        # so the AAD the receiver rebuilds from the wire matches (sorted() is stable).
+        return tuple(sorted((self._key_id_property, *extra), key=_property_type))
 
     def unprotect(self, obj: ObjectFields) -> PlainObject:
         """§3.9: check and decrypt; any failure raises and nothing is returned."""
-        group_id, object_id, priority = obj.group_id, obj.object_id, obj.publisher_priority
         props = obj.immutable_properties
         if (
             len(props) == 1
             and props[0].value == self._key_id_value
             and props[0].type == KEY_ID_PROPERTY
         ):
-            serialized = self._key_id_bytes
-            extra: tuple[Property, ...] = ()
-        else:
-            if find_key_id(props) != self.key_id:
-                raise UnknownKeyIdError(f"object is not under Key ID {self.key_id}")
-            serialized = encode_properties(props)
-            extra = tuple(p for p in props if p.type != KEY_ID_PROPERTY)
+            return self.unprotect_key_id_only(obj)
+        if find_key_id(props) != self.key_id:
+            raise UnknownKeyIdError(f"object is not under Key ID {self.key_id}")
+        extra = tuple(p for p in props if p.type != KEY_ID_PROPERTY)
+        return self._open(obj, encode_properties(props), extra)
+
+    def unprotect_key_id_only(self, obj: ObjectFields) -> PlainObject:
+        """`unprotect` of an object whose immutable properties the caller has checked to be
+        exactly this Key ID's property (the common case, which the key ring recognises)."""
+        group_id, object_id, priority = obj.group_id, obj.object_id, obj.publisher_priority
         ct = obj.payload
-        if len(ct) < self.suite.nt:
+        if len(ct) < self._nt:
             raise TruncatedError(f"ciphertext of {len(ct)} bytes is shorter than the tag")
-        aad = make_aad(group_id, object_id, priority, serialized)
-        nonce = salted_ctr(self._salt, self._nn, group_id, object_id)
+        try:  # packing the AAD checks the ids' ranges, which the nonce relies on
+            aad = self._aad_key_id_only(group_id, object_id, priority, self._key_id_bytes)
+        except struct.error:
+            make_aad(group_id, object_id, priority, b"")  # raises the precise error
+            raise
+        nonce = (self._salt ^ (group_id << 32 | object_id)).to_bytes(self._nn, "big")
         if self._count_decryptions:
-            self._use()
+            self._count_use()
+        try:
+            pt = self._aead.decrypt(nonce, ct, aad)
+        except InvalidTag:
+            raise AuthenticationError("AEAD authentication failed") from None
+        # §3.3.3 for the common plaintext, a payload alone (its vi64 length says it fills
+        # the plaintext, in one or two bytes); anything else takes decode_plaintext.
+        n = len(pt)
+        first = pt[0] if n else 0xFF
+        if first < 0x80 and first == n - 1:
+            return new_plain_object(group_id, object_id, pt[1:], priority, (), (), 0)
+        if 0x80 <= first < 0xC0 and n >= 2 and ((first & 0x3F) << 8 | pt[1]) == n - 2:
+            return new_plain_object(group_id, object_id, pt[2:], priority, (), (), 0)
+        payload, encrypted, padding = decode_plaintext(pt)
+        return new_plain_object(group_id, object_id, payload, priority, (), encrypted, padding)
+
+    def _open(
+        self, obj: ObjectFields, serialized: bytes, extra: tuple[Property, ...]
+    ) -> PlainObject:
+        group_id, object_id, priority = obj.group_id, obj.object_id, obj.publisher_priority
+        ct = obj.payload
+        if len(ct) < self._nt:
+            raise TruncatedError(f"ciphertext of {len(ct)} bytes is shorter than the tag")
+        aad = make_aad(group_id, object_id, priority, serialized)  # checks the ids' ranges
+        nonce = (self._salt ^ (group_id << 32 | object_id)).to_bytes(self._nn, "big")
+        if self._count_decryptions:
+            self._count_use()
         try:
             pt = self._aead.decrypt(nonce, ct, aad)
         except InvalidTag:
             raise AuthenticationError("AEAD authentication failed") from None
         payload, encrypted, padding = decode_plaintext(pt)
-        return PlainObject(group_id, object_id, payload, priority, extra, encrypted, padding)
+        return new_plain_object(group_id, object_id, payload, priority, extra, encrypted, padding)

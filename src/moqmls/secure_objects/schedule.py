@@ -17,7 +17,8 @@ KEY_LABEL = b"MOQ 1.0 Secure Objects Secret key "
 SALT_LABEL = b"MOQ 1.0 Secret salt "
 
 #: SECURE_OBJECT_AAD's fixed head (§3.5) and CTR (§3.6): Group ID (64), Object ID (32), ...
-_AAD_HEAD = struct.Struct(">QIB")
+_AAD_HEAD_FORMAT = ">QIB"
+_AAD_HEAD = struct.Struct(_AAD_HEAD_FORMAT)
 _CTR = struct.Struct(">QI")
 
 
@@ -108,3 +109,10 @@ def make_aad(
             " outside 2^64-1 / 2^32-1 / 255"
         ) from None
     return head + serialized_immutable_properties
+
+
+def aad_struct(serialized_immutable_properties_len: int) -> struct.Struct:
+    """SECURE_OBJECT_AAD (§3.5) as one `struct` layout, for immutable properties of a known
+    length: ``pack(group_id, object_id, priority, props)`` == `make_aad` (out-of-range ids
+    raise ``struct.error``), in one call where the per-object path needs it."""
+    return struct.Struct(f"{_AAD_HEAD_FORMAT}{serialized_immutable_properties_len}s")
