@@ -23,6 +23,8 @@ from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer, serve
 from aioquic.quic import events as qe
 from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.congestion.base import register_congestion_control
+from aioquic.quic.congestion.reno import RenoCongestionControl
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -50,6 +52,21 @@ MAX_DATAGRAM_SIZE = 1452
 IMPLEMENTATION = b"moqmls 0.1"
 
 
+class NewRenoCongestionControl(RenoCongestionControl):
+    """NewReno as RFC 9002 §7.3 specifies it: slow start ends on loss only.
+
+    aioquic's "reno" also leaves slow start when it sees the RTT grow; on a busy host the
+    RTT of a Python endpoint wobbles, which stalls the window far below the path's capacity.
+    """
+
+    def on_rtt_measurement(self, *, now: float, rtt: float) -> None:
+        return None
+
+
+CONGESTION_CONTROL = "moqmls-newreno"
+register_congestion_control(CONGESTION_CONTROL, NewRenoCongestionControl)
+
+
 def quic_configuration(
     is_client: bool,
     alpns: tuple[str, ...] = DEFAULT_ALPNS,
@@ -69,6 +86,7 @@ def quic_configuration(
         max_data=1 << 24,
         max_stream_data=1 << 22,
         max_datagram_size=max_datagram_size,
+        congestion_control_algorithm=CONGESTION_CONTROL,
     )
 
 
