@@ -9,7 +9,7 @@ SUBSCRIBE_NAMESPACE fallback, one namespace per sender.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import pytest_asyncio
@@ -29,6 +29,12 @@ def KP(namespace: tuple[bytes, ...]) -> list[bytes]:
 
 def rs_client(url: str) -> object:
     return moq.Client(url, tls_verify=False, reconnect=False, websocket_enabled=False)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
 
 
 async def read_payloads(track: object, n: int) -> set[bytes]:
@@ -80,7 +86,7 @@ async def test_moqrs_clients_publish_and_subscribe_through_our_relay(relay: Rela
             pub = await ours.publish(("grp-a", "usbob"), "kp", announce="namespace")
             consumer2 = await asyncio.wait_for(rs_sub.announced_broadcast("grp-a/usbob"), 5)
             rs_track2 = await consumer2.subscribe_track("kp")
-            await asyncio.sleep(0.3)
+            await until(lambda: bool(pub.subscriptions))  # the relay subscribed upstream
             await pub.write(0, 0, b"from-moqmls")
             assert await read_payloads(rs_track2, 1) == {b"from-moqmls"}
     finally:
@@ -107,7 +113,8 @@ async def test_our_clients_through_moqrs_server() -> None:
                     break
                 await asyncio.sleep(0.05)
             assert stream.namespaces == {(b"grp-b", b"alice"), (b"grp-b", b"bob")}
-            await asyncio.sleep(0.3)
+            # moq-rs subscribed to both publishers on carol's behalf
+            await until(lambda: bool(pa.subscriptions) and bool(pb.subscriptions))
             # end_of_group FINs the subgroup: moq-rs serves FETCH only for complete groups
             await pa.write(0, 0, b"kp-alice", end_of_group=True)
             await pb.write(0, 0, b"kp-bob", end_of_group=True)
