@@ -43,6 +43,7 @@ PropertiesLike = Mapping[int, PropertyValue] | Sequence[tuple[int, PropertyValue
 NameLike = bytes | str
 NamespaceLike = Sequence[bytes | str]
 Discovery = Literal["auto", "tracks", "namespace"]
+Announce = Literal["auto", "publish", "namespace"]
 
 REQUEST_TIMEOUT = 10.0
 #: A FETCH End Location (last + 1) past any object: "up to the Largest Object".
@@ -166,7 +167,7 @@ class TrackPublisher:
         client: MoQTClient,
         namespace: Namespace,
         track_name: bytes,
-        announce: Literal["publish", "namespace"],
+        announce: Announce,
         track_properties: Properties,
         keep: int,
     ) -> None:
@@ -384,11 +385,17 @@ class MoQTClient:
         namespace: NamespaceLike,
         track_name: NameLike,
         *,
-        announce: Literal["publish", "namespace"] = "publish",
+        announce: Announce = "auto",
         track_properties: PropertiesLike = None,
         keep: int = 1024,
     ) -> TrackPublisher:
-        """Publish a track: PUBLISH (default) or PUBLISH_NAMESPACE + answering SUBSCRIBE."""
+        """Publish a track (§9.12, §9.17).
+
+        `announce`: "publish" sends PUBLISH; "namespace" sends PUBLISH_NAMESPACE (once per
+        namespace) and answers SUBSCRIBE and FETCH from the objects kept (`keep` newest);
+        "auto" (default) tries PUBLISH and falls back to "namespace" when the peer answers
+        NOT_SUPPORTED (as moq-rs does).
+        """
         ns, name = to_namespace(namespace), to_name(track_name)
         if (ns, name) in self._published:
             raise MoQTError(f"already publishing {ns!r} {name!r}")
@@ -413,7 +420,19 @@ class MoQTClient:
         pub.subscriptions.add(rid)
         self._serving[rid] = pub
         self._kick()
-        await self._await_answer(rid)
+        try:
+            await self._await_answer(rid)
+        except RequestError as exc:
+            if (
+                pub.announce != "auto"
+                or exc.code != session.profile.request_errors["NOT_SUPPORTED"]
+            ):
+                raise
+            # a relay without PUBLISH (moq-rs): announce the namespace and answer SUBSCRIBE
+            pub.announce = "namespace"
+            await self._announce(pub)
+            return
+        pub.announce = "publish"
 
     def _send_object(self, pub: TrackPublisher, obj: ObjectData, end_of_group: bool) -> None:
         if self.protocol is None or self.protocol.session is None:
