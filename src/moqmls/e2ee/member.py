@@ -49,13 +49,14 @@ class MemberConfig:
     """Timing of a member; every duration is in seconds."""
 
     #: wait this long after the first pending change so that concurrent joins batch.
-    batch_window: float = 0.01
+    batch_window: float = 0.02
     #: extra wait per rank (leaf order among non-departing members) before taking the lock.
     rank_stagger: float = 0.05
     #: re-publish our KeyPackage (same bytes, next object) this often: liveness and re-announce.
-    heartbeat_interval: float = 2.0
+    #: Every renewal reaches every member, so the relay carries N^2 / interval objects.
+    heartbeat_interval: float = 5.0
     #: remove a member we have not heard from for this long; None disables it.
-    liveness_timeout: float | None = 10.0
+    liveness_timeout: float | None = 30.0
     #: after the relay reports a sender's track ended, remove it unless it reappears in time.
     gone_grace: float = 1.0
     #: start recovering a missing commit after this long.
@@ -68,8 +69,8 @@ class MemberConfig:
     leave_timeout: float = 5.0
     #: check every commit and Welcome against the lock service's winners.
     verify_winners: bool = True
-    #: failed recovery rounds before re-joining with a fresh KeyPackage.
-    max_recovery_attempts: int = 8
+    #: the gap timer backs off up to this many gap_timeouts between lock-service queries.
+    max_gap_backoff: int = 5
 
 
 class Phase(enum.Enum):
@@ -630,13 +631,10 @@ class Member:
         if self.group is None or not self.is_member or not self._behind():
             return
         self._recovery_attempts += 1
-        trusted_gap = self._target > self.group.epoch
-        if trusted_gap and self._recovery_attempts > self.config.max_recovery_attempts:
-            self._rejoin(now, f"cannot recover epoch {self.group.epoch}")
-            return
         self._status_inflight.discard(self.group.epoch)
         self._query_status(self.group.epoch)
-        self._timers["gap"] = now + self.config.gap_timeout * (1 + self._recovery_attempts)
+        backoff = min(1 + self._recovery_attempts, self.config.max_gap_backoff)
+        self._timers["gap"] = now + self.config.gap_timeout * backoff
 
     def _timer_sync(self, now: float) -> None:
         if self.is_member and self.config.sync_interval is not None:
@@ -670,9 +668,26 @@ class Member:
                 self._buffer.setdefault(epoch, {})[winner.commit_hash] = _Candidate(
                     winner.committer, stored, now
                 )
+            elif epoch in self._fetch_failures and query.epoch == epoch:
+                self._rejoin(now, f"the commit of epoch {epoch} is on neither relay nor lock")
+                return
             else:
                 self._recover(epoch, winner)
+        elif winner is None and self._forgotten(query, status, epoch):
+            self._rejoin(now, f"the lock service no longer knows epoch {epoch}")
+            return
         self._advance(now)
+
+    @staticmethod
+    def _forgotten(query: ev.QueryStatus, status: ev.Status, epoch: int) -> bool:
+        """The group moved past `epoch` but the lock service kept no record of it."""
+        return (
+            query.epoch == epoch
+            and status.exists
+            and status.epoch > epoch
+            and status.commit is None
+            and epoch not in status.winners
+        )
 
     def _drop_unconfirmed(self, epoch: int, sent: float) -> None:
         """The group is at our epoch: commits for it received before we asked are not real."""

@@ -38,6 +38,8 @@ MEDIA_PRIORITY = 128
 #: How long a media object whose epoch key has not arrived yet is held before it is dropped.
 EARLY_MEDIA_HOLD = 5.0
 MAX_EARLY_MEDIA = 1024
+#: A FETCH that takes longer is abandoned for the lock service's stored copy.
+FETCH_TIMEOUT = 1.0
 
 MoQTProperties = tuple[tuple[int, int | bytes], ...]
 
@@ -166,7 +168,7 @@ class GroupMember:
     def sender_id(self) -> str:
         return self.identity.sender_id
 
-    async def start(self) -> None:
+    async def start(self, timeout: float = 15.0) -> None:
         """Connect and begin bootstrapping; returns once the session is up."""
         self.started_at = self.clock()
         self._tasks = [
@@ -174,7 +176,12 @@ class GroupMember:
             asyncio.create_task(self._io_loop(), name=f"{self.sender_id}-io"),
             asyncio.create_task(self._timer_loop(), name=f"{self.sender_id}-timers"),
         ]
-        await self._connected.wait()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._connected.wait()
+        except TimeoutError:
+            await self.close()
+            raise MemberClosedError(f"{self.sender_id}: no session to the relay") from None
 
     async def close(self) -> None:
         """Stop everything now (no leave request: others will see us vanish)."""
@@ -492,7 +499,7 @@ class GroupMember:
         payload: bytes | None = None
         try:
             transport = await self._session()
-            async with asyncio.timeout(2.0):
+            async with asyncio.timeout(FETCH_TIMEOUT):
                 payload = await transport.fetch(
                     action.namespace, action.track, action.group, action.object
                 )

@@ -134,7 +134,11 @@ class World:
                 relays = [relay]
                 if chained_relays:
                     edge = await stack.enter_async_context(
-                        start_relay(upstream=relay.url, upstream_verify=relay.certificate_pem)
+                        start_relay(
+                            upstream=relay.url,
+                            upstream_verify=relay.certificate_pem,
+                            credentials=relay.credentials,
+                        )
                     )
                     relays.append(edge)
                 world = cls(
