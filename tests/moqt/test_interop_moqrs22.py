@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
 
-from moqmls.moqt.client import connect
+from moqmls.moqt.client import MoQTClient, connect
+from moqmls.moqt.profile22 import LocationFilter
 from moqmls.moqt.relay import Relay, RelayConfig
 
 from .test_interop_moqrs import KP, read_payloads, rs_client
@@ -111,5 +113,40 @@ async def test_our_draft22_clients_through_moqrs_server() -> None:
             assert [o.payload for o in fetched] == [b"kp-alice-22"]
         finally:
             for c in (alice, bob, carol):
+                await c.close()
+            serving.cancel()
+
+
+@pytest.mark.parametrize(
+    "flt",
+    # the two cases where -20's length-prefixed and -22's typed encodings differ:
+    # next object (-22: 05; -20: 02 00 00) and a field >= 128 (-22: 02 80 C8 00; -20: 03 ...)
+    [LocationFilter(5), LocationFilter(2, 200, 0)],
+    ids=["next-object", "absolute-start-200"],
+)
+async def test_moqrs_reads_typed_location_filters(
+    flt: LocationFilter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def with_filter(self: MoQTClient, stream: Any) -> dict[str, Any]:
+        return {"forward": 1, "subscription_filter": flt}
+
+    monkeypatch.setattr(MoQTClient, "_subscribe_params", with_filter)
+    async with moq.Server("127.0.0.1:0", tls_generate=["localhost"]) as server:
+        serving = asyncio.ensure_future(server.serve())
+        port = int(str(server.local_addr).rsplit(":", 1)[1])
+        url = f"moqt://127.0.0.1:{port}"
+        alice, carol = [await connect(url, verify=False, alpns=("moqt-22",)) for _ in "ac"]
+        try:
+            pa = await alice.publish(("grp-e", "alice"), "kp", announce="namespace")
+            await asyncio.sleep(0.2)
+            stream = await carol.subscribe(("grp-e", "alice"), "kp")
+            await asyncio.sleep(0.2)
+            # a mis-parsed filter would have closed the session; group 200 passes both
+            await pa.write(200, 0, b"g200", end_of_group=True)
+            got = await stream.get(5)
+            assert (got.group_id, got.payload) == (200, b"g200")
+            assert carol.connected.is_set()
+        finally:
+            for c in (alice, carol):
                 await c.close()
             serving.cancel()
