@@ -8,6 +8,7 @@ have exactly one winner.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import time
 import uuid
@@ -15,7 +16,18 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from moqmls.lock import Acquired, Committed, Fenced, LockClient, Locked, UnavailableError, serve
+from moqmls.lock import (
+    Acquired,
+    Committed,
+    Create,
+    Created,
+    Fenced,
+    LockClient,
+    Locked,
+    Stale,
+    UnavailableError,
+    serve,
+)
 from moqmls.lock.etcd import EtcdStore
 from moqmls.lock.etcd_cluster import ETCD, EtcdCluster
 from tests.lock.lock_helpers import (
@@ -32,6 +44,10 @@ from tests.lock.lock_helpers import (
 pytestmark = pytest.mark.skipif(
     not os.access(ETCD, os.X_OK), reason="etcd-server is not installed (.ci/run installs it)"
 )
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +190,28 @@ async def test_cli_service_on_the_cluster(cluster: EtcdCluster) -> None:
             for c in clients:
                 await c.close()
     assert sorted(e for e, _, _ in log.wins) == list(range(10))
+
+
+async def test_two_stores_never_decide_on_a_stale_view(cluster: EtcdCluster) -> None:
+    prefix = f"/t/{uuid.uuid4().hex}/"
+    async with fresh_store(cluster, prefix, 0) as a, fresh_store(cluster, prefix, 1) as b:
+        create = await a.create_or_join("g", "founder")
+        assert isinstance(create, Create)
+        assert await a.complete(create.token) == Created(0)
+        held = await a.lock("g", 0, "a")  # a now remembers the group at epoch 0
+        assert isinstance(held, Acquired)
+        await b.release(held.token)
+        for epoch in range(3):  # b moves the group on behind a's back
+            got = await b.lock("g", epoch, "b")
+            assert isinstance(got, Acquired)
+            assert await b.complete(got.token, commit_hash=sha(b"%d" % epoch)) == Committed(
+                epoch + 1
+            )
+        assert await a.lock("g", 0, "a") == Stale(3)
+        assert await a.complete(held.token, commit_hash=sha(b"late")) == Fenced()
+        got = await a.lock("g", 3, "a")
+        assert isinstance(got, Acquired)
+        other = await b.lock("g", 3, "b")
+        assert isinstance(other, Locked) and other.holder == "a"
+        assert await a.complete(got.token, commit_hash=sha(b"a3")) == Committed(4)
+        assert (await b.status("g")).epoch == 4

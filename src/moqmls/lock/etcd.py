@@ -1,10 +1,12 @@
 """The etcd store, the distributed engine (DESIGN.md "Lock service"), through `aetcd`.
 
-Every decision is one etcd transaction: the group's keys are read (linearizably), the shared
-decision logic runs, and the writes are sent as one transaction whose compares require the
-head and lease keys to still be at the revisions that were read. A failed compare means
-another service process decided first: read again and decide again. Revisions are the
-fencing: a write based on an outdated read can never apply.
+Every decision is one etcd transaction: the shared decision logic runs on the group's
+state as this process last saw it (or as just read), and its writes go out as one
+transaction whose compares require the head and lease keys to still be at the revisions
+that state had. If another service process decided first, the compare fails and the same
+transaction's failure branch returns the current state, on which the decision is made
+again. Revisions are the fencing: a write based on an outdated state can never apply, and
+an answer that writes nothing is also given only after a transaction confirmed its state.
 
 Leases expire by etcd's clock: the lease key is attached to an etcd lease of the granted
 TTL (whole seconds, as etcd counts them), so it exists exactly while the lease lives, on
@@ -27,14 +29,14 @@ import base64
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import aetcd
 import aetcd.exceptions
 
 from moqmls.lock.core import Decision, R, Snapshot
-from moqmls.lock.errors import UnavailableError
+from moqmls.lock.errors import LockError, UnavailableError
 from moqmls.lock.model import MAX_TTL_MS, GroupHead, Lease, StoredEpoch, check_ttl_ms
 from moqmls.lock.store import Store, StoreOptions
 
@@ -86,6 +88,42 @@ def _range_end(prefix: bytes) -> bytes:
     return prefix[:-1] + bytes([prefix[-1] + 1])
 
 
+CACHED_GROUPS = 4096
+
+
+@dataclass(frozen=True)
+class _State:
+    """A group's keys as last read or written, with the revisions a compare must find."""
+
+    head: GroupHead | None
+    lease: Lease | None
+    head_rev: int
+    lease_rev: int
+    record: StoredEpoch | None = None
+
+
+def _revision(responses: list[Any]) -> int:
+    """The revision a successful writing transaction created (0 if it wrote nothing)."""
+    for response in responses:
+        for kind in ("response_put", "response_delete_range"):
+            if not isinstance(response, list) and response.HasField(kind):
+                return int(getattr(response, kind).header.revision)
+    return 0
+
+
+def _after(state: _State, decision: Decision[Any], revision: int) -> _State:
+    """The group's state once `decision`'s writes applied at `revision`."""
+    head, head_rev = state.head, state.head_rev
+    if decision.head is not None:
+        head, head_rev = decision.head, revision
+    lease, lease_rev = state.lease, state.lease_rev
+    if decision.clear_lease:
+        lease, lease_rev = None, 0
+    if decision.lease is not None:
+        lease, lease_rev = decision.lease, revision
+    return _State(head, lease, head_rev, lease_rev)
+
+
 class EtcdStore(Store):
     """Groups in an etcd cluster; any number of service processes may share it."""
 
@@ -108,6 +146,7 @@ class EtcdStore(Store):
         self._clients: list[aetcd.Client | None] = [None] * len(self.endpoints)
         self._current = 0
         self.failovers = 0  # endpoint failures survived, for tests and benchmarks
+        self._cache: dict[str, _State] = {}  # insertion order: least recently decided first
 
     # ------------------------------------------------------------ connections
 
@@ -150,22 +189,17 @@ class EtcdStore(Store):
 
     # ------------------------------------------------------------ reading
 
-    async def _read_keys(
-        self, client: aetcd.Client, keys: _Keys, record_epoch: int | None, history: bool
-    ) -> tuple[Snapshot, int, int, list[StoredEpoch]]:
+    def _read_ops(self, client: aetcd.Client, keys: _Keys, record_epoch: int | None) -> list[Any]:
         t = client.transactions
         ops = [t.get(keys.head), t.get(keys.lease)]
         if record_epoch is not None:
             ops += [t.get(keys.record(record_epoch)), t.get(keys.blob(record_epoch))]
-        if history:
-            ops.append(t.get(keys.records, _range_end(keys.records)))
-        _, responses = await client.transaction(compare=[], success=ops, failure=[])
-        now = self.clock()
+        return ops
+
+    @staticmethod
+    def _parse_read(keys: _Keys, record_epoch: int | None, responses: list[Any]) -> _State:
         head_kv, lease_kv = responses[0], responses[1]
-        head = None
-        if head_kv:
-            value = json.loads(head_kv[0][0])
-            head = GroupHead(keys.group, **value)
+        head = GroupHead(keys.group, **json.loads(head_kv[0][0])) if head_kv else None
         lease = Lease(**json.loads(lease_kv[0][0])) if lease_kv else None
         record = None
         if record_epoch is not None and responses[2]:
@@ -179,19 +213,14 @@ class EtcdStore(Store):
                 _unb64(blobs.get("commit")),
                 _unb64(blobs.get("welcome")),
             )
-        records = []
-        if history:
-            for value, meta_kv in responses[-1]:
-                meta = json.loads(value)
-                epoch = int(meta_kv.key.rsplit(b"/", 1)[1])
-                records.append(
-                    StoredEpoch(epoch, meta["commit_hash"], meta["committer"], "", None, None)
-                )
         head_rev = head_kv[0][1].mod_revision if head_kv else 0
         lease_rev = lease_kv[0][1].mod_revision if lease_kv else 0
+        return _State(head, lease, head_rev, lease_rev, record)
+
+    def _snapshot(self, state: _State) -> Snapshot:
         # The lease key exists only while its etcd lease lives: presence is liveness.
-        snap = Snapshot(now, head, lease, lease is not None, record)
-        return snap, head_rev, lease_rev, records
+        lease = state.lease
+        return Snapshot(self.clock(), state.head, lease, lease is not None, state.record)
 
     async def _read(
         self, group: str, record_epoch: int | None, history: bool
@@ -199,35 +228,92 @@ class EtcdStore(Store):
         keys = _Keys(self.prefix, group)
 
         async def attempt(client: aetcd.Client) -> tuple[Snapshot, list[StoredEpoch]]:
-            snap, _, _, records = await self._read_keys(client, keys, record_epoch, history)
-            return snap, records
+            ops = self._read_ops(client, keys, record_epoch)
+            if history:
+                ops.append(client.transactions.get(keys.records, _range_end(keys.records)))
+            _, responses = await client.transaction(compare=[], success=ops, failure=[])
+            records = []
+            if history:
+                for value, meta_kv in responses[-1]:
+                    meta = json.loads(value)
+                    epoch = int(meta_kv.key.rsplit(b"/", 1)[1])
+                    records.append(
+                        StoredEpoch(epoch, meta["commit_hash"], meta["committer"], "", None, None)
+                    )
+            state = self._parse_read(keys, record_epoch, responses)
+            return self._snapshot(state), records
 
         result: tuple[Snapshot, list[StoredEpoch]] = await self._retrying(attempt)
         return result
 
     # ------------------------------------------------------------ deciding
 
+    def _cached(self, group: str, record_epoch: int | None) -> _State | None:
+        """The group's last known state, if it can stand in for a read of this decision.
+
+        A complete of the current epoch needs no record read: the record of epoch E is
+        written together with the head's move past E, which the head's compare covers.
+        """
+        state = self._cache.get(group)
+        if state is None or record_epoch is None:
+            return state
+        if state.head is not None and state.head.epoch == record_epoch:
+            return state
+        return None
+
+    def _remember(self, group: str, state: _State) -> None:
+        self._cache.pop(group, None)
+        self._cache[group] = replace(state, record=None)
+        if len(self._cache) > CACHED_GROUPS:
+            del self._cache[next(iter(self._cache))]  # the least recently decided group
+
     async def _transact(
         self, group: str, record_epoch: int | None, decide: Callable[[Snapshot], Decision[R]]
     ) -> R:
-        keys = _Keys(self.prefix, group)
+        """Decide on the last known state and let etcd's compares confirm it.
 
-        async def attempt(client: aetcd.Client) -> tuple[bool, R]:
-            snap, head_rev, lease_rev, _ = await self._read_keys(client, keys, record_epoch, False)
-            decision = decide(snap)
-            if not decision.writes:
-                return True, decision.result
+        One transaction per decision: it applies the writes (possibly none) only if the head
+        and lease keys are still at the revisions the decision saw; if they are not, its
+        failure branch returns the current state and the decision is made again. Even an
+        answer that writes nothing is only given once a transaction has confirmed its state.
+        """
+        keys = _Keys(self.prefix, group)
+        state = self._cached(group, record_epoch)
+        fresh = False  # whether `state` was read from etcd (rather than remembered)
+
+        async def attempt(client: aetcd.Client) -> tuple[bool, Any]:
+            nonlocal state, fresh
             t = client.transactions
-            ops = await self._write_ops(client, keys, decision)
-            compares = [t.mod(keys.head) == head_rev, t.mod(keys.lease) == lease_rev]
-            applied, _ = await client.transaction(compare=compares, success=ops, failure=[])
-            return applied, decision.result
+            reads = self._read_ops(client, keys, record_epoch)
+            if state is None:
+                _, responses = await client.transaction(compare=[], success=reads, failure=[])
+                state, fresh = self._parse_read(keys, record_epoch, responses), True
+            try:
+                decision = decide(self._snapshot(state))
+            except LockError:
+                if fresh:  # a refusal read from etcd linearizably is the answer
+                    raise
+                state = None  # a refusal from a remembered state: read and decide again
+                return False, None
+            ops = await self._write_ops(client, keys, decision) if decision.writes else []
+            compares = [t.mod(keys.head) == state.head_rev, t.mod(keys.lease) == state.lease_rev]
+            applied, responses = await client.transaction(
+                compare=compares, success=ops, failure=reads
+            )
+            if not applied:
+                state, fresh = self._parse_read(keys, record_epoch, responses), True
+                return False, None
+            self._remember(group, _after(state, decision, _revision(responses)))
+            return True, decision.result
 
         while True:
-            applied, result = await self._retrying(attempt)
+            try:
+                applied, result = await self._retrying(attempt)
+            except BaseException:
+                self._cache.pop(group, None)
+                raise
             if applied:
                 return result  # type: ignore[no-any-return]
-            # Another decision came first; the next read sees it.
 
     async def _write_ops(
         self, client: aetcd.Client, keys: _Keys, decision: Decision[Any]
