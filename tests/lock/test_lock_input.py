@@ -116,6 +116,7 @@ BAD_REQUESTS: list[tuple[str, str, bytes]] = [
     ("POST", f"/v1/locks/{GOOD_TOKEN}/complete", b'{"welcome": "eA=="}'),
     ("DELETE", "/v1/locks/garbage", b""),
     ("GET", "/v1/groups/g/epochs/1e3", b""),
+    ("GET", "/v1/groups/g/epochs/%D9%A3", b""),  # a non-ASCII digit
 ]
 
 

@@ -180,7 +180,8 @@ def _may(request: web.Request) -> MayActAs | None:
 
 def _path_epoch(request: web.Request) -> int:
     text = request.match_info["epoch"]
-    return check_epoch(int(text) if text.isdigit() and len(text) <= 19 else -1)
+    ok = text.isascii() and text.isdigit() and len(text) <= 19
+    return check_epoch(int(text) if ok else -1)
 
 
 async def _create_or_join(request: web.Request) -> web.Response:
@@ -265,7 +266,10 @@ async def serve(
     max_body: int = DEFAULT_MAX_BODY,
     max_inflight: int = DEFAULT_MAX_INFLIGHT,
 ) -> AsyncIterator[str]:
-    """Serve `store` on host:port (0: an ephemeral port), yielding the base URL."""
+    """Serve a started `store` on host:port (0: an ephemeral port), yielding the base URL.
+
+    The store's lifecycle stays the caller's: ``async with store, serve(store) as url``.
+    """
     app = make_app(store, auth=auth, max_body=max_body, max_inflight=max_inflight)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
