@@ -31,12 +31,12 @@ def sha(data: bytes) -> str:
 
 async def test_silent_holder_loses_lease_and_late_complete_is_fenced(client: LockClient) -> None:
     await create_group(client, "g")
-    silent = await client.lock("g", 0, "silent", ttl_ms=500)
+    silent = await client.lock("g", 0, "silent", ttl_ms=1000)
     assert isinstance(silent, Acquired)
-    other = await client.lock("g", 0, "other", ttl_ms=500)
+    other = await client.lock("g", 0, "other", ttl_ms=1000)
     assert isinstance(other, Locked) and other.holder == "silent"
-    assert 0 < other.retry_after_ms <= 500
-    await asyncio.sleep(0.55)
+    assert 0 < other.retry_after_ms <= 1000
+    await asyncio.sleep(other.retry_after_ms / 1000 + 0.05)
     taken = await client.lock("g", 0, "other", ttl_ms=2000)
     assert isinstance(taken, Acquired)
     assert await client.complete(silent.token, commit=b"late") == Fenced()
