@@ -12,7 +12,8 @@ import hashlib
 import hmac
 
 import pytest
-from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives import hpke, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given, settings
@@ -45,6 +46,10 @@ from moqmls.mls.hpke_x448 import (
 
 SUITES = [cipher_suite(s) for s in SUPPORTED_CIPHER_SUITES]
 IDS = [f"0x{s.suite_id:04x}" for s in SUITES]
+
+
+def _id(suite: CipherSuite) -> str:
+    return f"0x{suite.suite_id:04x}"
 
 
 def flip(data: bytes, index: int = 0) -> bytes:
@@ -113,8 +118,35 @@ def test_malformed_signature_keys(suite: CipherSuite) -> None:
     for bad in (b"", pub[:-1], pub + b"\x00", odd):
         with pytest.raises(InvalidKeyError):
             suite.verify_with_label(bad, b"x", b"y", sig)
-    with pytest.raises(InvalidKeyError):
-        suite.sign_with_label(priv[:-1], b"x", b"y")
+    # An EdDSA private key has a fixed length; an ECDSA scalar may be short (leading zero
+    # bytes dropped) but never longer than Nsk, zero, or not below the group order.
+    bad_privs = [b"", priv + b"\x00"]
+    if suite.signature_scheme.startswith("ed"):
+        bad_privs.append(priv[:-1])
+    else:
+        bad_privs += [bytes(len(priv)), b"\xff" * len(priv)]
+    for bad in bad_privs:
+        with pytest.raises(InvalidKeyError):
+            suite.sign_with_label(bad, b"x", b"y")
+
+
+@pytest.mark.parametrize("suite", [s for s in SUITES if s.kem.group.startswith("p")], ids=_id)
+@pytest.mark.parametrize("scalar", [0x1234, 0xABCDEF << 200])
+def test_short_nist_scalars_are_the_same_integer(suite: CipherSuite, scalar: int) -> None:
+    """A private scalar written without its leading zero bytes (as the RFC 9420 vectors do
+    for some P-521 keys) is accepted as the same key, for signatures and HPKE alike."""
+    curve = KEMS[suite.kem.kem_id].curve
+    key = ec.derive_private_key(scalar, curve)
+    point = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    minimal = scalar.to_bytes((scalar.bit_length() + 7) // 8, "big")
+    assert len(minimal) < suite.kem.n_sk
+    assert suite.signature_public_key(minimal) == point
+    assert suite.hpke_public_key(minimal) == point
+    assert suite.verify_with_label(point, b"l", b"c", suite.sign_with_label(minimal, b"l", b"c"))
+    kem_output, ct = suite.encrypt_with_label(point, b"l", b"c", b"m")
+    assert suite.decrypt_with_label(minimal, b"l", b"c", kem_output, ct) == b"m"
 
 
 # -- AEAD ---------------------------------------------------------------------------------
@@ -172,8 +204,11 @@ def test_malformed_hpke_keys(suite: CipherSuite) -> None:
     priv, pub = suite.generate_key_pair()
     with pytest.raises(InvalidKeyError):
         suite.encrypt_with_label(pub[:-1], b"x", b"", b"m")
-    with pytest.raises(InvalidKeyError):
-        suite.decrypt_with_label(priv[:-1], b"x", b"", pub, b"\x00" * 16)
+    # A NIST-curve scalar may be short (leading zeros dropped), never longer than Nsk.
+    bad_privs = [priv + b"\x00"] + ([] if suite.kem.group.startswith("p") else [priv[:-1]])
+    for bad in bad_privs:
+        with pytest.raises(InvalidKeyError):
+            suite.decrypt_with_label(bad, b"x", b"", pub, b"\x00" * 16)
 
 
 @pytest.mark.parametrize("suite", SUITES, ids=IDS)

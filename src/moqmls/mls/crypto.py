@@ -7,6 +7,8 @@ path); DHKEM(X448), DeriveKeyPair and the HPKE secret export come from `moqmls.m
 one generic RFC 9180 implementation on `cryptography`'s primitives. Keys travel as raw bytes
 (RFC 9180 §7.1.1 serialisation; signature keys as the RFC 9420 vectors encode them: EdDSA raw,
 ECDSA private scalar / uncompressed point) and are turned into key objects through caches.
+NIST-curve private scalars shorter than Nsk (leading zero bytes dropped) are accepted as the
+same integer.
 ECDSA signatures are DER-encoded (RFC 9420 §5.1.2), EdDSA raw.
 """
 
@@ -104,12 +106,25 @@ def _remember_kem_private(kem_id: int, raw: bytes, key: DhPrivate) -> None:
         _kem_private_cache.popitem(last=False)
 
 
+def _full_scalar(kem: DhKem, raw: bytes) -> bytes:
+    """A NIST-curve private scalar at its RFC 9180 §7.1.2 length Nsk.
+
+    Some encoders (the RFC 9420 vectors' generator among them) write the scalar as a minimal
+    big-endian integer, dropping leading zero bytes (a P-521 key of 65 bytes); left-padding
+    with zeros gives the same integer. X25519/X448 keys are byte strings, never padded.
+    """
+    if kem.group in _SCALAR_LEN and 0 < len(raw) < kem.n_sk:
+        return raw.rjust(kem.n_sk, b"\0")
+    return raw
+
+
 def _kem_private(kem_id: int, raw: bytes) -> DhPrivate:
     # A manual LRU, so that DeriveKeyPair can leave the object it built for the decryption
     # that usually follows (loading an X448/P-521 key costs a scalar multiplication).
     key = _kem_private_cache.get((kem_id, raw))
     if key is None:
-        key = KEMS[kem_id].load_private(raw)
+        kem = KEMS[kem_id]
+        key = kem.load_private(_full_scalar(kem, raw))
     _remember_kem_private(kem_id, raw, key)
     return key
 
@@ -120,7 +135,8 @@ def _kem_public(kem_id: int, raw: bytes) -> DhPublic:
 
 
 def _ec_private(scheme: str, raw: bytes) -> ec.EllipticCurvePrivateKey:
-    key = KEMS[_EC_KEMS[scheme]].load_private(raw)
+    kem = KEMS[_EC_KEMS[scheme]]
+    key = kem.load_private(_full_scalar(kem, raw))
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     return key
 

@@ -27,18 +27,11 @@ from moqmls.mls.structs import (
 )
 
 SENDER = 1
-_ECDSA_SUITES = (0x0002, 0x0005, 0x0007)
 
 
 class _Case:
     def __init__(self, case: dict[str, Any]) -> None:
         self.raw = {k: bytes.fromhex(v) for k, v in case.items() if isinstance(v, str)}
-        if case["cipher_suite"] in _ECDSA_SUITES:
-            # The vectors write the ECDSA scalar as a minimal big-endian integer (one P-521 key
-            # has 65 bytes); Field-Element-to-Octet-String is the fixed-length form of the same
-            # number, (len(uncompressed point) - 1) / 2 bytes.
-            size = (len(self.raw["signature_pub"]) - 1) // 2
-            self.raw["signature_priv"] = self.raw["signature_priv"].rjust(size, b"\0")
         self.suite: CipherSuite = cipher_suite(case["cipher_suite"])
         self.context = GroupContext(
             ProtocolVersion.MLS10,

@@ -22,14 +22,9 @@ def join(case: Case) -> Group:
     key_package = message.key_package
     check(key_package is not None, "key_package is an MLSMessage(KeyPackage)")
     assert key_package is not None
-    # Some generators drop leading zero bytes of P-521 scalars; the value is the same
-    # big-endian integer, serialised here at its RFC 9180 length Nsk (every ECDSA suite signs
-    # on the curve of its KEM, so Nsk is the scalar length of the signature key too).
     signature_priv = bytes.fromhex(case["signature_priv"])
-    if suite.signature_scheme.startswith("p"):
-        signature_priv = signature_priv.rjust(suite.kem.n_sk, b"\0")
-    encryption_priv = bytes.fromhex(case["encryption_priv"]).rjust(suite.kem.n_sk, b"\0")
-    init_priv = bytes.fromhex(case["init_priv"]).rjust(suite.kem.n_sk, b"\0")
+    encryption_priv = bytes.fromhex(case["encryption_priv"])
+    init_priv = bytes.fromhex(case["init_priv"])
     leaf = key_package.leaf_node
     check_eq(suite.signature_public_key(signature_priv), leaf.signature_key, "signature_priv")
     check_eq(suite.hpke_public_key(encryption_priv), leaf.encryption_key, "encryption_priv")
