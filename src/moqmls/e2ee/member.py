@@ -158,7 +158,7 @@ class Member:
         self._target = 0
         self._commit: _Locking | _Completing | None = None
         self._status_inflight: set[int | None] = set()
-        self._status_sent: dict[int | None, float] = {}
+        self._op_sent: dict[int, float] = {}
         self._fetch_inflight: set[int] = set()
         self._fetch_failures: set[int] = set()
         self._join_epoch = 0
@@ -294,6 +294,7 @@ class Member:
         op_id = self._next_id
         self._next_id += 1
         self._ops[op_id] = op
+        self._op_sent[op_id] = self._now
         self._emit(ev.LockCall(op_id, op))
         return op_id
 
@@ -301,7 +302,6 @@ class Member:
         if epoch in self._status_inflight:
             return
         self._status_inflight.add(epoch)
-        self._status_sent[epoch] = self._now
         self._lock(ev.QueryStatus(epoch))
 
     def _publish(self, kind: TrackKind, group: int, obj: int, payload: bytes) -> None:
@@ -641,9 +641,9 @@ class Member:
             self._query_status(None)
             self._timers["sync"] = now + self.config.sync_interval
 
-    def _on_status(self, query: ev.QueryStatus, status: ev.Status, now: float) -> None:
+    def _on_status(self, query: ev.QueryStatus, status: ev.Status, sent: float, now: float) -> None:
+        """`sent`: when the query left; the answer reflects the lock service after that."""
         self._status_inflight.discard(query.epoch)
-        sent = self._status_sent.pop(query.epoch, now)
         self._winners.update(status.winners)
         if status.exists:
             self._target = max(self._target, status.epoch)
@@ -935,6 +935,7 @@ class Member:
 
     def _on_lock_answer(self, answer: ev.LockAnswer, now: float) -> None:
         op = self._ops.pop(answer.op_id, None)
+        sent = self._op_sent.pop(answer.op_id, now)
         result = answer.result
         if op is None:
             return
@@ -949,6 +950,6 @@ class Member:
                 self._on_complete(result, now)
         elif isinstance(op, ev.QueryStatus):
             if isinstance(result, ev.Status):
-                self._on_status(op, result, now)
+                self._on_status(op, result, sent, now)
             else:
                 self._status_inflight.discard(op.epoch)

@@ -12,9 +12,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from moqmls.e2ee import events as ev
 from moqmls.e2ee.errors import MemberClosedError, NotMemberError
@@ -482,11 +482,11 @@ class GroupMember:
             except Exception as exc:  # a session failure must not stop the member
                 log.info("%s: %s failed: %r", self.sender_id, type(action).__name__, exc)
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        async def run() -> None:
-            await coro
-
-        task = asyncio.create_task(run())
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        if self._closing:
+            coro.close()
+            return
+        task = asyncio.create_task(coro)
         self._side.add(task)
         task.add_done_callback(self._side.discard)
 

@@ -189,6 +189,7 @@ class World:
         config: MemberConfig | None = None,
         gate: asyncio.Event | None = None,
         wrap_lock: Callable[[LockPort], LockPort] | None = None,
+        on_action: Callable[[GroupMember, ev.Action], None] | None = None,
     ) -> GroupMember:
         """Start a member (it publishes its KeyPackage and asks to join).
 
@@ -214,13 +215,22 @@ class World:
             connect,
             lock,
             config or self.config,
-            on_action=self._on_action,
+            on_action=self._on_action if on_action is None else self._also(on_action),
         )
         self.lock_clients[sender] = client
         self.members[sender] = member
         self.joins[sender] = JoinRecord(sender, time.monotonic())
         await member.start()
         return member
+
+    def _also(
+        self, extra: Callable[[GroupMember, ev.Action], None]
+    ) -> Callable[[GroupMember, ev.Action], None]:
+        def both(member: GroupMember, action: ev.Action) -> None:
+            extra(member, action)
+            self._on_action(member, action)
+
+        return both
 
     def _identity(self, sender: str) -> IdentityPort:
         if self.identity_factory is not None:

@@ -1,0 +1,198 @@
+"""`moqmls bench e2e`: join and removal latency of the whole system on loopback.
+
+Everything in one process: a real QUIC relay, the lock service (SQLite), real MLS and Secure
+Objects. Measured:
+- join latency at N = 8, 32, 128: KeyPackage published -> Welcome processed -> first media
+  object decrypted (a beacon member publishes media every few milliseconds), for a few joins
+  into a group of about N members;
+- 16 members joining at once into a group of 32: from their start to all of them in;
+- removal latency: leave request published -> every remaining member in the new epoch.
+Targets (DESIGN/issue 7): join p50 <= 100 ms and p95 <= 250 ms up to 32 members, p95 <= 500 ms
+at 128; 16 concurrent joins <= 1 s; removal p95 <= 2 s. The table shows each against its target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from moqmls.e2ee import events as ev
+from moqmls.e2ee.member import MemberConfig
+from moqmls.e2ee.runtime import GroupMember
+from moqmls.e2ee.tracks import GroupTracks, TrackKind
+from moqmls.e2ee.world import World, percentile
+
+#: Liveness renewals cost N^2 relay objects; the benchmark measures joins, not liveness.
+BENCH_CONFIG = MemberConfig(heartbeat_interval=60.0, liveness_timeout=None, sync_interval=None)
+BEACON_PERIOD = 0.005
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sizes",
+        default="8,32,128",
+        help="group sizes at which join latency is measured (comma separated)",
+    )
+    parser.add_argument(
+        "--joins", type=int, default=6, help="timed joins per group size (the last ones)"
+    )
+    parser.add_argument(
+        "--concurrent", type=int, default=16, help="members joining at once for that test"
+    )
+    parser.add_argument(
+        "--into", type=int, default=32, help="group size the concurrent joiners join"
+    )
+    parser.add_argument("--removals", type=int, default=5, help="timed leaves")
+    parser.add_argument(
+        "--batch", type=int, default=16, help="members added at once while building a group"
+    )
+
+
+@dataclass
+class Probe:
+    """Times of one joiner: KeyPackage published, Welcome processed, first media decrypted."""
+
+    kp: float = 0.0
+    welcomed: float = 0.0
+    media: float = 0.0
+
+    @property
+    def ms(self) -> float:
+        return (self.media - self.kp) * 1000
+
+
+def _progress(text: str) -> None:
+    print(text, flush=True)
+
+
+async def _build(world: World, names: Sequence[str], batch: int) -> list[GroupMember]:
+    """The first member creates the group, the rest join in concurrent batches (not timed)."""
+    out = [await world.join(names[0], 60.0)]
+    for i in range(1, len(names), batch):
+        chunk = names[i : i + batch]
+        members = await asyncio.gather(*(world.add(n) for n in chunk))
+        await asyncio.gather(*(m.wait_joined(120.0) for m in members))
+        out += members
+    if not await world.converge(120.0):
+        raise RuntimeError("the group did not converge while being built")
+    return out
+
+
+async def _beacon(member: GroupMember, stop: asyncio.Event) -> None:
+    """Publish one media object every BEACON_PERIOD in the current epoch."""
+    while not stop.is_set():
+        with contextlib.suppress(Exception):
+            await member.publish_media(b"beacon", b"tick")
+        await asyncio.sleep(BEACON_PERIOD)
+
+
+async def _timed_join(world: World, name: str) -> Probe:
+    probe = Probe()
+    kp_namespace = GroupTracks(world.group).namespace(TrackKind.KEYPACKAGE)
+
+    def on_action(m: GroupMember, action: ev.Action) -> None:
+        if isinstance(action, ev.Publish) and action.namespace == kp_namespace:
+            probe.kp = probe.kp or time.monotonic()
+        elif isinstance(action, ev.EpochEntered) and action.how == "welcomed":
+            probe.welcomed = time.monotonic()
+
+    member = await world.add(name, on_action=on_action)
+    async for _ in member.media():
+        probe.media = time.monotonic()
+        break
+    return probe
+
+
+async def _join_latency(size: int, joins: int, batch: int) -> list[float]:
+    async with World.start(f"join{size}", BENCH_CONFIG) as world:
+        base = max(2, size - joins)
+        _progress(f"  building a group of {base} ...")
+        members = await _build(world, [f"m{i}" for i in range(base)], batch)
+        stop = asyncio.Event()
+        beacon = asyncio.create_task(_beacon(members[0], stop))
+        samples: list[float] = []
+        try:
+            for i in range(size - base):
+                probe = await asyncio.wait_for(_timed_join(world, f"t{i}"), 60.0)
+                samples.append(probe.ms)
+                _progress(
+                    f"  join into {base + i}: {probe.ms:.1f} ms "
+                    f"(welcome after {(probe.welcomed - probe.kp) * 1000:.1f} ms)"
+                )
+        finally:
+            stop.set()
+            await beacon
+        return samples
+
+
+async def _concurrent(into: int, k: int, batch: int) -> float:
+    async with World.start("concurrent", BENCH_CONFIG) as world:
+        _progress(f"  building a group of {into} ...")
+        await _build(world, [f"m{i}" for i in range(into)], batch)
+        start = time.monotonic()
+        joiners = await asyncio.gather(*(world.add(f"j{i}") for i in range(k)))
+        await asyncio.gather(*(j.wait_joined(120.0) for j in joiners))
+        elapsed = time.monotonic() - start
+        _progress(f"  {k} joined a group of {into} in {elapsed:.3f} s")
+        return elapsed
+
+
+async def _removals(size: int, count: int, batch: int) -> list[float]:
+    async with World.start("removal", BENCH_CONFIG) as world:
+        _progress(f"  building a group of {size + count} ...")
+        members = await _build(world, [f"m{i}" for i in range(size + count)], batch)
+        samples: list[float] = []
+        for leaver in members[-count:]:
+            remaining = [m for m in world.live() if m is not leaver]
+            target = leaver.epoch + 1
+            start = time.monotonic()
+            leaver.core.leave(start)
+            leaver._flush()
+            await asyncio.gather(*(_reach(m, target) for m in remaining))
+            samples.append((time.monotonic() - start) * 1000)
+            _progress(f"  removal at {len(remaining) + 1} members: {samples[-1]:.1f} ms")
+            await leaver.close()
+        return samples
+
+
+async def _reach(member: GroupMember, epoch: int) -> None:
+    await member.wait_for(lambda: member.epoch >= epoch, 60.0)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.ERROR)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    results: dict[str, float] = {}
+    rows: list[tuple[str, float, float]] = []
+    for size in sizes:
+        _progress(f"join latency at N = {size}")
+        samples = asyncio.run(_join_latency(size, args.joins, args.batch))
+        p50, p95 = percentile(samples, 50), percentile(samples, 95)
+        results[f"join.n{size}.p50_ms"] = round(p50, 1)
+        results[f"join.n{size}.p95_ms"] = round(p95, 1)
+        rows.append((f"join p50, N={size} (ms)", p50, 100.0 if size <= 32 else float("nan")))
+        rows.append((f"join p95, N={size} (ms)", p95, 250.0 if size <= 32 else 500.0))
+    _progress(f"{args.concurrent} concurrent joins into {args.into}")
+    elapsed = asyncio.run(_concurrent(args.into, args.concurrent, args.batch))
+    results[f"concurrent{args.concurrent}.into{args.into}_s"] = round(elapsed, 3)
+    rows.append((f"{args.concurrent} joins at once into {args.into} (s)", elapsed, 1.0))
+    _progress("removal latency")
+    removals = asyncio.run(_removals(args.into, args.removals, args.batch))
+    results["removal.p95_ms"] = round(percentile(removals, 95), 1)
+    rows.append(("removal p95 (ms)", percentile(removals, 95), 2000.0))
+    print()
+    print(f"{'measure':<36} {'value':>10} {'target':>10} {'value/target':>13}")
+    for name, value, target in rows:
+        ratio = value / target if target == target else float("nan")
+        shown = f"{target:.0f}" if target == target else "-"
+        print(f"{name:<36} {value:>10.1f} {shown:>10} {ratio:>13.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return 0
