@@ -178,12 +178,12 @@ class KeyRing:
     ) -> SecureObject:
         """Protect ``obj`` with the current key of ``namespace`` (§3.8)."""
         ns = namespace if type(namespace) is tuple else _namespace(namespace)
-        tracks = self._sending.get(ns)
-        keys = tracks.get(track_name) if tracks is not None else None
-        if keys is None:
+        try:
+            keys = self._sending[ns][track_name]
+        except KeyError:
             key_id = self._current.get(ns)
             if key_id is None:
-                raise NoCurrentKeyError(f"no current key for namespace {ns!r}")
+                raise NoCurrentKeyError(f"no current key for namespace {ns!r}") from None
             keys = self._track_keys(ns, self._keys[ns][key_id], key_id, track_name)
         return keys.protect(obj)
 
@@ -194,19 +194,20 @@ class KeyRing:
         ns = namespace if type(namespace) is tuple else _namespace(namespace)
         props = obj.immutable_properties
         if len(props) == 1 and props[0].type == KEY_ID_PROPERTY:
-            live = self._live.get(ns)
-            tracks = live.get(props[0].value) if live is not None else None
-            keys = tracks.get(track_name) if tracks is not None else None
-            if keys is not None:
+            try:
+                keys = self._live[ns][props[0].value][track_name]
+            except (KeyError, TypeError):
+                pass  # not a live key's proven track: the general path below decides
+            else:
                 return keys.unprotect_key_id_only(obj)
         key_id = find_key_id(props)
         entries = self._keys.get(ns)
         entry = entries.get(key_id) if entries else None
         if entry is None or entry.superseded_at is not None:
             entry = self._entry(ns, key_id, now)  # the checks a superseded key needs
-        keys = entry.tracks.get(track_name)
-        if keys is not None:
-            return keys.unprotect(obj)
+        proven = entry.tracks.get(track_name)
+        if proven is not None:
+            return proven.unprotect(obj)
         return self._unprotect_on_probation(ns, entry, key_id, bytes(track_name), obj)
 
     # -- internals --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 
@@ -37,6 +37,8 @@ from moqmls.secure_objects.schedule import (
     aad_struct,
     derive_key_salt,
     make_aad,
+    pack_ctr,
+    salt_halves,
     serialize_full_track_name,
 )
 from moqmls.secure_objects.suites import CipherSuite
@@ -151,7 +153,7 @@ def new_plain_object(
     b.encrypted_properties = encrypted_properties
     b.padding = padding
     b.__class__ = PlainObject  # type: ignore[assignment]
-    return cast(PlainObject, b)
+    return b  # type: ignore[return-value]  # typing.cast would cost a call
 
 
 def new_secure_object(
@@ -169,7 +171,7 @@ def new_secure_object(
     b.immutable_properties = immutable_properties
     b.payload = payload
     b.__class__ = SecureObject  # type: ignore[assignment]
-    return cast(SecureObject, b)
+    return b  # type: ignore[return-value]
 
 
 class ObjectFields(Protocol):
@@ -228,9 +230,9 @@ class TrackKeys:
         "_key_id_only",
         "_key_id_property",
         "_key_id_value",
-        "_nn",
         "_nt",
-        "_salt",
+        "_salt_hi",
+        "_salt_lo",
         "key_id",
         "salt",
         "suite",
@@ -253,8 +255,7 @@ class TrackKeys:
         self.suite = suite
         self.key_id = key_id
         self.salt = derived.moq_salt
-        self._salt = int.from_bytes(self.salt, "big")
-        self._nn = suite.nn
+        self._salt_hi, self._salt_lo = salt_halves(self.salt)
         self._nt = suite.nt
         self._aead = suite.aead(derived.moq_key)
         self._key_id_property = Property.key_id(key_id)
@@ -292,14 +293,20 @@ class TrackKeys:
         except struct.error:
             make_aad(group_id, object_id, priority, b"")  # raises the precise error
             raise
-        nonce = (self._salt ^ (group_id << 32 | object_id)).to_bytes(self._nn, "big")
+        nonce = pack_ctr(self._salt_hi ^ group_id, self._salt_lo ^ object_id)
         n = len(payload)  # §3.3.2: vi64 length, one byte below 128, else two
         pt = (SHORT_VI64[n] if n < 0x80 else (0x8000 | n).to_bytes(2, "big")) + payload
         if self.uses >= self.usage_limit:
             self._count_use()  # raises
         self.uses += 1
-        ct = self._aead.encrypt(nonce, pt, aad)
-        return new_secure_object(group_id, object_id, priority, self._key_id_only, ct)
+        sealed = _SecureObjectBuilder()  # new_secure_object, inline
+        sealed.payload = self._aead.encrypt(nonce, pt, aad)
+        sealed.group_id = group_id
+        sealed.object_id = object_id
+        sealed.publisher_priority = priority
+        sealed.immutable_properties = self._key_id_only
+        sealed.__class__ = SecureObject  # type: ignore[assignment]
+        return sealed  # type: ignore[return-value]
 
     def _protect_general(self, obj: PlainObject) -> SecureObject:
         group_id, object_id, priority = obj.group_id, obj.object_id, obj.publisher_priority
@@ -311,7 +318,7 @@ class TrackKeys:
             immutable = self._key_id_only
             serialized = self._key_id_bytes
         aad = make_aad(group_id, object_id, priority, serialized)  # checks the ids' ranges
-        nonce = (self._salt ^ (group_id << 32 | object_id)).to_bytes(self._nn, "big")
+        nonce = pack_ctr(self._salt_hi ^ group_id, self._salt_lo ^ object_id)
         pt = encode_plaintext(obj.payload, obj.encrypted_properties, obj.padding)
         self._count_use()
         ct = self._aead.encrypt(nonce, pt, aad)
@@ -351,7 +358,7 @@ class TrackKeys:
         except struct.error:
             make_aad(group_id, object_id, priority, b"")  # raises the precise error
             raise
-        nonce = (self._salt ^ (group_id << 32 | object_id)).to_bytes(self._nn, "big")
+        nonce = pack_ctr(self._salt_hi ^ group_id, self._salt_lo ^ object_id)
         if self._count_decryptions:
             self._count_use()
         try:
@@ -363,11 +370,22 @@ class TrackKeys:
         n = len(pt)
         first = pt[0] if n else 0xFF
         if first < 0x80 and first == n - 1:
-            return new_plain_object(group_id, object_id, pt[1:], priority, (), (), 0)
-        if 0x80 <= first < 0xC0 and n >= 2 and ((first & 0x3F) << 8 | pt[1]) == n - 2:
-            return new_plain_object(group_id, object_id, pt[2:], priority, (), (), 0)
-        payload, encrypted, padding = decode_plaintext(pt)
-        return new_plain_object(group_id, object_id, payload, priority, (), encrypted, padding)
+            payload = pt[1:]
+        elif 0x80 <= first < 0xC0 and n >= 2 and ((first & 0x3F) << 8 | pt[1]) == n - 2:
+            payload = pt[2:]
+        else:
+            payload, encrypted, padding = decode_plaintext(pt)
+            return new_plain_object(group_id, object_id, payload, priority, (), encrypted, padding)
+        plain = _PlainObjectBuilder()
+        plain.payload = payload
+        plain.group_id = group_id
+        plain.object_id = object_id
+        plain.publisher_priority = priority
+        plain.immutable_properties = ()
+        plain.encrypted_properties = ()
+        plain.padding = 0
+        plain.__class__ = PlainObject  # type: ignore[assignment]
+        return plain  # type: ignore[return-value]
 
     def _open(
         self, obj: ObjectFields, serialized: bytes, extra: tuple[Property, ...]
@@ -377,7 +395,7 @@ class TrackKeys:
         if len(ct) < self._nt:
             raise TruncatedError(f"ciphertext of {len(ct)} bytes is shorter than the tag")
         aad = make_aad(group_id, object_id, priority, serialized)  # checks the ids' ranges
-        nonce = (self._salt ^ (group_id << 32 | object_id)).to_bytes(self._nn, "big")
+        nonce = pack_ctr(self._salt_hi ^ group_id, self._salt_lo ^ object_id)
         if self._count_decryptions:
             self._count_use()
         try:

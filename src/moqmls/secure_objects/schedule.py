@@ -97,6 +97,20 @@ def salted_ctr(salt: int, nn: int, group_id: int, object_id: int) -> bytes:
     return (salt ^ (group_id << 32 | object_id)).to_bytes(nn, "big")
 
 
+def salt_halves(salt: bytes) -> tuple[int, int]:
+    """moq_salt as (first 8 bytes, last 4 bytes) integers: with Nn = 12, as in every suite of
+    §7.2, CTR spans the whole nonce, so ``make_nonce`` is ``pack_ctr(hi ^ group_id,
+    lo ^ object_id)`` for ids already checked to be in range."""
+    if len(salt) != 12:
+        raise ValueError(f"moq_salt of {len(salt)} bytes, expected Nn = 12")
+    hi, lo = _CTR.unpack(salt)
+    return hi, lo
+
+
+#: CTR's layout (§3.6) as a function: ``pack_ctr(group_id, object_id)``.
+pack_ctr = _CTR.pack
+
+
 def make_aad(
     group_id: int, object_id: int, publisher_priority: int, serialized_immutable_properties: bytes
 ) -> bytes:
