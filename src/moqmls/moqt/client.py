@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from moqmls.moqt import events as ev
 from moqmls.moqt.codec import (
+    OPEN_END,
     Location,
     Namespace,
     Properties,
@@ -35,7 +36,7 @@ from moqmls.moqt.errors import (
 from moqmls.moqt.objects import ObjectData
 from moqmls.moqt.quic import DEFAULT_ALPNS, MoQTProtocol, open_connection
 from moqmls.moqt.session import MoQTSession, clip_fetch_end, in_fetch_range, namespace_matches
-from moqmls.moqt.varint import MAX_VI64, encode_vi64
+from moqmls.moqt.varint import encode_vi64
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,6 @@ Discovery = Literal["auto", "tracks", "namespace"]
 Announce = Literal["auto", "publish", "namespace"]
 
 REQUEST_TIMEOUT = 10.0
-#: A FETCH End Location (last + 1) past any object: "up to the Largest Object".
-UP_TO_LARGEST = Location(MAX_VI64, 0)
 
 
 def to_namespace(namespace: NamespaceLike) -> Namespace:
@@ -558,7 +557,7 @@ class MoQTClient:
         if stream.history and fill is not None:
             # subscribe and catch up in one request: the publisher opens a fill stream
             # with everything from {0, 0} up to its Largest Object (draft-20 on)
-            params["fill_parameters"] = fill(Location(0, 0), UP_TO_LARGEST)
+            params["fill_parameters"] = fill(Location(0, 0), OPEN_END)
         return params
 
     def _backfill(self, stream: ObjectStream, ns: Namespace, name: bytes, answer: Any) -> None:

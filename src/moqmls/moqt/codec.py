@@ -44,6 +44,10 @@ class Location:
     object: int
 
 
+#: A FETCH End Location ("last + 1", §9.14.1) past any object: "up to the Largest Object".
+OPEN_END = Location(MAX_VI64, 0)
+
+
 class LocationWindow(Protocol):
     """A filter value that resolves to the Locations it passes (every draft's filter)."""
 

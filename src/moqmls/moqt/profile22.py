@@ -19,6 +19,7 @@ from moqmls.moqt import messages as m
 from moqmls.moqt.codec import (
     BYTES,
     NAMESPACE,
+    OPEN_END,
     PARAMS,
     URI,
     VI,
@@ -29,10 +30,9 @@ from moqmls.moqt.codec import (
 )
 from moqmls.moqt.errors import EncodeError, KeyValueFormattingError, ProtocolViolation
 from moqmls.moqt.profile import DRAFT_18, PROFILES, ParamSpec, Profile
-from moqmls.moqt.varint import MAX_VI64, encode_vi64
 
-#: A FETCH End Location (draft-18 semantics, "last + 1") meaning "up to Largest Object".
-OPEN_END = Location(MAX_VI64, 0)
+__all__ = ["DRAFT_22", "OPEN_END", "LocationFilter", "RangeFilter"]
+from moqmls.moqt.varint import MAX_VI64, encode_vi64
 
 # Location Filter Types of draft-22 and how many vi64 fields follow each.
 LF_NONE, LF_RELATIVE, LF_START, LF_START_END_GROUP, LF_RANGE, LF_NEXT_OBJECT = range(6)
