@@ -36,7 +36,11 @@ JSON_KEYS = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--members", type=int, default=8, metavar="N", help="members in total")
     parser.add_argument(
-        "--concurrent", type=int, default=4, metavar="K", help="of which K join at the same moment"
+        "--concurrent",
+        type=int,
+        default=None,
+        metavar="K",
+        help="of which K join at the same moment (default: min(4, N-1))",
     )
     parser.add_argument("--leave", type=int, default=1, metavar="M", help="members that leave")
     parser.add_argument("--json", action="store_true", help="print only a JSON summary")
@@ -51,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.concurrent is None:
+        args.concurrent = max(0, min(4, args.members - 1))
     if args.members < 2 or not 0 <= args.concurrent <= args.members - 1:
         print("need --members >= 2 and 0 <= --concurrent < --members", file=sys.stderr)
         return 2
