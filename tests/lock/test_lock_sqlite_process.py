@@ -1,8 +1,9 @@
-"""The SQLite store in real service processes: SIGKILL and restart, two processes on one file."""
+"""Real service processes: SQLite SIGKILL and restart, two processes on one file, the CLI."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import sys
@@ -109,3 +110,35 @@ def test_cli_rejects_a_bad_listen_address() -> None:
     )
     assert done.returncode == 2
     assert b"HOST:PORT" in done.stderr
+
+
+def test_bench_lock_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "lock.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "moqmls",
+            "bench",
+            "lock",
+            "--seconds",
+            "0.3",
+            "--repeat",
+            "1",
+            "--stores",
+            "memory,sqlite",
+            "--clients",
+            "2",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        env=service_env(),
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    numbers = json.loads(out.read_text())
+    for store in ("memory", "sqlite"):
+        assert numbers[f"{store}.c2.cycles_per_s"] > 0
+        assert 0 < numbers[f"{store}.c2.p50_ms"] <= numbers[f"{store}.c2.p99_ms"]
+    assert b"vs memory" in done.stdout
