@@ -278,3 +278,28 @@ async def test_request_flood_is_refused_with_excessive_load() -> None:
             assert flooder.connected.is_set()
     finally:
         await r.close(grace=0.05)
+
+
+async def test_goaway_with_new_uri_moves_clients_to_another_relay() -> None:
+    old, new = Relay(), Relay()
+    await old.start("127.0.0.1", 0)
+    await new.start("127.0.0.1", 0)
+    ns = ("grp-move", "commit")
+    pub_c = await connect(url(old), verify=False, reconnect=True, timeout=3)
+    sub_c = await connect(url(old), verify=False, reconnect=True, timeout=3)
+    try:
+        pub = await pub_c.publish(ns, "mo")
+        stream = await sub_c.subscribe_tracks(ns)
+        await old.close(grace=0.3, new_session_uri=url(new).encode())
+        for _ in range(100):
+            if pub_c.reconnects and sub_c.reconnects and len(new.peers) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        assert pub_c.port == new.port and sub_c.port == new.port
+        await asyncio.sleep(0.3)
+        await pub.write(0, 0, b"on the new relay")
+        assert (await stream.get(5)).payload == b"on the new relay"
+    finally:
+        await pub_c.close()
+        await sub_c.close()
+        await new.close(grace=0.05)

@@ -807,8 +807,18 @@ class MoQTClient:
         self._routes.pop(e.request_id, None)
 
     def _h_goaway(self, proto: MoQTProtocol, e: ev.GoawayReceived) -> None:
-        if e.request_id is None:
-            self.goaway.set()
+        if e.request_id is not None:
+            return
+        if e.new_session_uri:
+            # migrate to the URI the server names (§3.6); a bad URI keeps the current one
+            parts = urlsplit(e.new_session_uri.decode("utf-8", errors="replace"))
+            if parts.scheme == "moqt" and parts.hostname:
+                with contextlib.suppress(ValueError):
+                    self.port = parts.port or 443
+                    self.host = parts.hostname
+                    self.path = parts.path + (f"?{parts.query}" if parts.query else "")
+                    self.url = parts.geturl()
+        self.goaway.set()
 
     def _h_terminated(self, proto: MoQTProtocol, e: ev.SessionTerminated) -> None:
         self.connected.clear()

@@ -155,15 +155,18 @@ class Relay:
             self._upstream_task = asyncio.ensure_future(self._keep_upstream())
         return self.port
 
-    async def close(self, grace: float = 0.3) -> None:
-        """GOAWAY every session (§9.4), wait briefly, then close them and stop listening."""
+    async def close(self, grace: float = 0.3, new_session_uri: bytes = b"") -> None:
+        """GOAWAY every session (§9.4), wait briefly, then close them and stop listening.
+
+        `new_session_uri` (moqt://...) tells clients where to reconnect; empty: here again.
+        """
         self._closing = True
         if self._upstream_task is not None:
             self._upstream_task.cancel()
         for peer in list(self.peers):
             if peer.alive() and not peer.upstream:
                 with contextlib.suppress(MoQTError):
-                    peer.session.goaway(b"", self.config.goaway_timeout_ms)
+                    peer.session.goaway(new_session_uri, self.config.goaway_timeout_ms)
                 peer.proto.flush()
         if self.peers:
             await asyncio.sleep(grace)
