@@ -13,6 +13,7 @@ creating holder returns its token again.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
@@ -77,6 +78,11 @@ class Decision(Generic[R]):
             or self.clear_lease
             or self.record is not None
         )
+
+
+def _same(stored: str, presented: str) -> bool:
+    """Token equality in constant time: a token is a secret capability."""
+    return hmac.compare_digest(stored.encode(), presented.encode())
 
 
 def _retry_after(lease: Lease, now_ms: int) -> int:
@@ -159,11 +165,11 @@ def decide_complete(
         return _decide_complete_create(snap, req, may_act_as)
     epoch = req.token.epoch
     done = snap.record
-    if done is not None and done.token == req.text:
+    if done is not None and _same(done.token, req.text):
         check_may_act(done.committer, may_act_as)
         return Decision(Committed(epoch + 1))
     lease, head = snap.lease, snap.head
-    if lease is None or not snap.live or lease.token != req.text or head is None:
+    if lease is None or not snap.live or not _same(lease.token, req.text) or head is None:
         return Decision(Fenced())
     if head.epoch != epoch:
         return Decision(Fenced())
@@ -186,8 +192,8 @@ def _decide_complete_create(
 ) -> Decision[CompleteResult]:
     head, lease = snap.head, snap.lease
     if head is not None:
-        return Decision(Created() if head.created_token == req.text else Fenced())
-    if lease is None or not snap.live or lease.token != req.text:
+        return Decision(Created() if _same(head.created_token, req.text) else Fenced())
+    if lease is None or not snap.live or not _same(lease.token, req.text):
         return Decision(Fenced())
     check_may_act(lease.holder, may_act_as)
     if req.commit_hash is not None or req.commit is not None or req.welcome is not None:
@@ -199,7 +205,7 @@ def _decide_complete_create(
 def decide_release(snap: Snapshot, token: str, may_act_as: MayActAs | None) -> Decision[None]:
     """release: drop the lease if `token` is still the current one; otherwise nothing."""
     lease = snap.lease
-    if lease is None or lease.token != token:
+    if lease is None or not _same(lease.token, token):
         return Decision(None)
     check_may_act(lease.holder, may_act_as)
     return Decision(None, clear_lease=True)
