@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from moqmls.mls.errors import (
+    DecodeError,
     GroupStateError,
     MLSError,
     ProposalError,
@@ -21,6 +22,7 @@ from moqmls.mls.group import (
     CommitProcessed,
     Group,
     ProposalReceived,
+    _SavedGroup,
     message_epoch,
 )
 from moqmls.mls.key_package import make_key_package
@@ -203,6 +205,19 @@ def test_restore_rejects_garbage() -> None:
     for bad in (b"", data[:-1], data + b"\0", b"\xff" * 40):
         with pytest.raises(MLSError):
             Group.from_bytes(bad)
+
+
+def test_restore_checks_the_tree_against_the_context() -> None:
+    """A saved ratchet tree (or secret tree) that is not the saved epoch's is refused."""
+    three = _group_of([b"alice", b"bob", b"carol"])[0]
+    two = _group_of([b"dave", b"erin"])[0]
+    saved = _SavedGroup.decode(three.to_bytes())
+    other = _SavedGroup.decode(two.to_bytes())
+    wrong_tree = dataclasses.replace(saved, ratchet_tree=other.ratchet_tree)
+    wrong_secrets = dataclasses.replace(saved, secret_tree=other.secret_tree)
+    for bad in (wrong_tree, wrong_secrets):
+        with pytest.raises(DecodeError):
+            Group.from_bytes(bad.encode())
 
 
 def test_echoed_own_messages_are_rejected() -> None:

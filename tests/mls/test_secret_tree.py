@@ -6,6 +6,7 @@ of §9's formulas that walks leaf ranges (not node indices) and shares no code w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,8 +15,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from moqmls.mls.crypto import CipherSuite, cipher_suite
-from moqmls.mls.errors import GenerationTooFarError, SecretReuseError, SecretTreeError
-from moqmls.mls.secret_tree import RatchetKey, RatchetType, SecretTree
+from moqmls.mls.errors import (
+    DecodeError,
+    GenerationTooFarError,
+    SecretReuseError,
+    SecretTreeError,
+)
+from moqmls.mls.secret_tree import (
+    RatchetKey,
+    RatchetType,
+    SavedNodeSecret,
+    SecretTree,
+    SecretTreeState,
+)
 
 VECTORS = Path(__file__).parent.parent / "vectors" / "mls" / "secret-tree.json"
 SUITE = cipher_suite(0x0001)
@@ -208,3 +220,43 @@ def test_copy_and_restore_are_independent() -> None:
     assert pair(restored.consume(5, A, 2)) == ref(5, A, 2)
     assert pair(restored.consume(6, A, 0)) == ref(6, A, 0)
     assert pair(tree.consume(5, A, 2)) == ref(5, A, 2)  # restore copied, did not share
+
+
+def test_saved_state_round_trips_through_bytes() -> None:
+    tree = SecretTree(SUITE, SECRET, 8, max_forward_distance=50, out_of_order_window=4)
+    tree.consume(5, A, 3)  # keeps 0..2 of leaf 5
+    tree.next_key(2, H)
+    data = tree.state().encode()
+    restored = SecretTree.from_state(SUITE, SecretTreeState.decode(data))
+    assert restored.state().encode() == data
+    assert (restored.max_forward_distance, restored.out_of_order_window) == (50, 4)
+    with pytest.raises(SecretReuseError):
+        restored.consume(5, A, 3)
+    assert pair(restored.consume(5, A, 1)) == ref(5, A, 1)  # a retained skipped key
+    assert pair(restored.next_key(2, H)) == ref(2, H, 1)
+    assert pair(restored.consume(7, A, 0)) == ref(7, A, 0)  # derived from a saved node secret
+    with pytest.raises(GenerationTooFarError):
+        restored.consume(6, H, 51)
+
+
+def _bad_states() -> list[SecretTreeState]:
+    good = SecretTree(SUITE, SECRET, 4)
+    good.consume(1, A, 2)
+    state = good.state()
+    ratchet = state.ratchets[0]
+    return [
+        dataclasses.replace(state, n_leaves=3),
+        dataclasses.replace(state, n_leaves=0),
+        dataclasses.replace(state, node_secrets=(SavedNodeSecret(7, SECRET),)),
+        dataclasses.replace(state, ratchets=(dataclasses.replace(ratchet, kind=2),)),
+        dataclasses.replace(state, ratchets=(dataclasses.replace(ratchet, leaf=4),)),
+        dataclasses.replace(
+            state, ratchets=(dataclasses.replace(ratchet, next_generation=1 << 40),)
+        ),
+    ]
+
+
+@pytest.mark.parametrize("bad", _bad_states())
+def test_inconsistent_saved_state_is_a_decode_error(bad: SecretTreeState) -> None:
+    with pytest.raises(DecodeError):
+        SecretTree.from_state(SUITE, SecretTreeState.decode(bad.encode()))

@@ -104,7 +104,7 @@ from moqmls.mls.proposals import (
     required_capabilities,
 )
 from moqmls.mls.ratchet_tree import RatchetTree
-from moqmls.mls.secret_tree import HashRatchet, RatchetKey, RatchetType, SecretTree
+from moqmls.mls.secret_tree import RatchetType, SecretTree, SecretTreeState
 from moqmls.mls.structs import (
     Add,
     AuthenticatedContent,
@@ -1267,7 +1267,6 @@ def _verify_joined_tree(
 # structs. It is local data (secrets included), never sent to anyone.
 
 STATE_FORMAT_VERSION = 1
-_KINDS = (RatchetType.HANDSHAKE, RatchetType.APPLICATION)
 
 
 @dataclass(frozen=True)
@@ -1275,28 +1274,6 @@ class _NodeKey(Struct):
     node: int = wire(UINT32)
     public: bytes = wire(OPAQUE)
     private: bytes = wire(OPAQUE)
-
-
-@dataclass(frozen=True)
-class _TreeSecret(Struct):
-    node: int = wire(UINT32)
-    secret: bytes = wire(OPAQUE)
-
-
-@dataclass(frozen=True)
-class _SkippedKey(Struct):
-    generation: int = wire(UINT32)
-    key: bytes = wire(OPAQUE)
-    nonce: bytes = wire(OPAQUE)
-
-
-@dataclass(frozen=True)
-class _Ratchet(Struct):
-    leaf: int = wire(UINT32)
-    kind: int = wire(UINT8)
-    next_generation: int = wire(UINT64)
-    secret: bytes | None = wire(Optional(OPAQUE))
-    skipped: tuple[_SkippedKey, ...] = wire(Vector(StructWire(_SkippedKey)))
 
 
 @dataclass(frozen=True)
@@ -1330,11 +1307,7 @@ class _SavedGroup(Struct):
     epoch_secrets: tuple[bytes, ...] = wire(Vector(OPAQUE))
     interim_transcript_hash: bytes = wire(OPAQUE)
     confirmation_tag: bytes = wire(OPAQUE)
-    secret_tree_leaves: int = wire(UINT32)
-    max_forward_distance: int = wire(UINT32)
-    out_of_order_window: int = wire(UINT32)
-    tree_secrets: tuple[_TreeSecret, ...] = wire(Vector(StructWire(_TreeSecret)))
-    ratchets: tuple[_Ratchet, ...] = wire(Vector(StructWire(_Ratchet)))
+    secret_tree: SecretTreeState = wire(StructWire(SecretTreeState))
     proposals: tuple[_SavedProposal, ...] = wire(Vector(StructWire(_SavedProposal)))
     resumption_psks: tuple[_EpochPSK, ...] = wire(Vector(StructWire(_EpochPSK)))
     external_psks: tuple[_ExternalPSK, ...] = wire(Vector(StructWire(_ExternalPSK)))
@@ -1349,7 +1322,6 @@ _SECRET_FIELDS = tuple(f.name for f in dataclasses.fields(EpochSecrets))
 
 def _encode_state(group: Group) -> bytes:
     state = group._state
-    st = state.secret_tree
     return _SavedGroup(
         STATE_FORMAT_VERSION,
         state.context,
@@ -1360,20 +1332,7 @@ def _encode_state(group: Group) -> bytes:
         tuple(getattr(state.secrets, name) for name in _SECRET_FIELDS),
         state.interim_transcript_hash,
         state.confirmation_tag,
-        st.n_leaves,
-        st.max_forward_distance,
-        st.out_of_order_window,
-        tuple(_TreeSecret(x, secret) for x, secret in sorted(st._nodes.items())),
-        tuple(
-            _Ratchet(
-                leaf,
-                _KINDS.index(kind),
-                r.next_generation,
-                r.secret,
-                tuple(_SkippedKey(k.generation, k.key, k.nonce) for k in r.skipped.values()),
-            )
-            for (leaf, kind), r in st._ratchets.items()
-        ),
+        state.secret_tree.state(),
         tuple(
             _SavedProposal(ref, c.proposal, c.sender, c.leaf_private_key)
             for ref, c in state.proposals.items()
@@ -1402,23 +1361,9 @@ def _decode_state(data: bytes) -> Group:
         raise DecodeError("saved ratchet tree does not match the saved group context")
     tree.summary()
     private = PrivateTree(saved.own_leaf, {k.node: (k.public, k.private) for k in saved.node_keys})
-    secret_tree = SecretTree(
-        suite,
-        b"",
-        saved.secret_tree_leaves,
-        max_forward_distance=saved.max_forward_distance,
-        out_of_order_window=saved.out_of_order_window,
-    )
-    secret_tree._nodes = {t.node: t.secret for t in saved.tree_secrets}
-    secret_tree._ratchets = {
-        (r.leaf, _KINDS[r.kind]): HashRatchet(
-            suite,
-            r.next_generation,
-            r.secret,
-            {k.generation: RatchetKey(k.generation, k.key, k.nonce) for k in r.skipped},
-        )
-        for r in saved.ratchets
-    }
+    if saved.secret_tree.n_leaves != tree.n_leaves:
+        raise DecodeError("saved secret tree does not match the saved ratchet tree")
+    secret_tree = SecretTree.from_state(suite, saved.secret_tree)
     state = EpochState(
         suite,
         saved.context,

@@ -16,8 +16,24 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from moqmls.mls import tree_math
+from moqmls.mls.codec import (
+    OPAQUE,
+    UINT8,
+    UINT32,
+    UINT64,
+    Optional,
+    Struct,
+    StructWire,
+    Vector,
+    wire,
+)
 from moqmls.mls.crypto import CipherSuite
-from moqmls.mls.errors import GenerationTooFarError, SecretReuseError, SecretTreeError
+from moqmls.mls.errors import (
+    DecodeError,
+    GenerationTooFarError,
+    SecretReuseError,
+    SecretTreeError,
+)
 
 MAX_GENERATION = (1 << 32) - 1
 DEFAULT_MAX_FORWARD_DISTANCE = 1000
@@ -123,6 +139,65 @@ class HashRatchet:
         return used
 
 
+# -- saved state (not an RFC 9420 struct: this implementation's persistence format) ---------
+
+# The ratchet kinds by their code in a saved state.
+_KIND_CODES: tuple[RatchetType, ...] = (RatchetType.HANDSHAKE, RatchetType.APPLICATION)
+
+
+@dataclass(frozen=True)
+class SavedNodeSecret(Struct):
+    """A tree-node secret not yet consumed."""
+
+    node: int = wire(UINT32)
+    secret: bytes = wire(OPAQUE)
+
+
+@dataclass(frozen=True)
+class SavedRatchetKey(Struct):
+    """A retained key of a skipped generation."""
+
+    generation: int = wire(UINT32)
+    key: bytes = wire(OPAQUE)
+    nonce: bytes = wire(OPAQUE)
+
+
+@dataclass(frozen=True)
+class SavedRatchet(Struct):
+    """One leaf's ratchet of one kind (0 handshake, 1 application)."""
+
+    leaf: int = wire(UINT32)
+    kind: int = wire(UINT8)
+    next_generation: int = wire(UINT64)
+    secret: bytes | None = wire(Optional(OPAQUE))
+    skipped: tuple[SavedRatchetKey, ...] = wire(Vector(StructWire(SavedRatchetKey)))
+
+
+@dataclass(frozen=True)
+class SecretTreeState(Struct):
+    """Everything a `SecretTree` holds, for saving a group's state (`SecretTree.state`)."""
+
+    n_leaves: int = wire(UINT32)
+    max_forward_distance: int = wire(UINT32)
+    out_of_order_window: int = wire(UINT32)
+    node_secrets: tuple[SavedNodeSecret, ...] = wire(Vector(StructWire(SavedNodeSecret)))
+    ratchets: tuple[SavedRatchet, ...] = wire(Vector(StructWire(SavedRatchet)))
+
+
+def _saved_ratchet(leaf: int, kind: RatchetType, r: HashRatchet) -> SavedRatchet:
+    skipped = tuple(SavedRatchetKey(k.generation, k.key, k.nonce) for k in r.skipped.values())
+    return SavedRatchet(leaf, _KIND_CODES.index(kind), r.next_generation, r.secret, skipped)
+
+
+def _ratchet_from_saved(suite: CipherSuite, n_leaves: int, r: SavedRatchet) -> HashRatchet:
+    if r.leaf >= n_leaves or r.kind >= len(_KIND_CODES):
+        raise DecodeError(f"saved ratchet of leaf {r.leaf}, kind {r.kind} does not exist")
+    if r.next_generation > MAX_GENERATION + 1:
+        raise DecodeError(f"saved ratchet at generation {r.next_generation}")
+    skipped = {k.generation: RatchetKey(k.generation, k.key, k.nonce) for k in r.skipped}
+    return HashRatchet(suite, r.next_generation, r.secret, skipped)
+
+
 class SecretTree:
     """The secret tree of one epoch (§9): node secrets derived lazily, deleted once used."""
 
@@ -177,6 +252,37 @@ class SecretTree:
     def ratchets(self) -> Mapping[tuple[int, RatchetType], HashRatchet]:
         """The leaves' ratchets created so far (for saving state; do not mutate)."""
         return MappingProxyType(self._ratchets)
+
+    def state(self) -> SecretTreeState:
+        """The whole tree (unconsumed secrets, ratchets, limits) as a saveable value."""
+        return SecretTreeState(
+            self.n_leaves,
+            self.max_forward_distance,
+            self.out_of_order_window,
+            tuple(SavedNodeSecret(x, secret) for x, secret in sorted(self._nodes.items())),
+            tuple(_saved_ratchet(leaf, kind, r) for (leaf, kind), r in self._ratchets.items()),
+        )
+
+    @classmethod
+    def from_state(cls, suite: CipherSuite, saved: SecretTreeState) -> SecretTree:
+        """The tree saved by `state`; an inconsistent state raises `DecodeError`."""
+        n = saved.n_leaves
+        if n < 1 or n & (n - 1):
+            raise DecodeError(f"saved secret tree of {n} leaves")
+        if any(t.node >= tree_math.node_width(n) for t in saved.node_secrets):
+            raise DecodeError(f"saved secret tree has a node beyond its {n} leaves")
+        tree = cls(
+            suite,
+            b"",
+            n,
+            max_forward_distance=saved.max_forward_distance,
+            out_of_order_window=saved.out_of_order_window,
+        )
+        tree._nodes = {t.node: t.secret for t in saved.node_secrets}
+        for r in saved.ratchets:
+            ratchet = _ratchet_from_saved(suite, n, r)  # checks r.kind before it is used
+            tree._ratchets[(r.leaf, _KIND_CODES[r.kind])] = ratchet
+        return tree
 
     def copy(self) -> SecretTree:
         """An independent copy, for staging changes that may be abandoned."""
