@@ -14,7 +14,7 @@ from moqmls.moqt import events as ev
 from moqmls.moqt import messages as m
 from moqmls.moqt.codec import Location, encode_message, encode_namespace
 from moqmls.moqt.objects import ObjectData
-from moqmls.moqt.profile22 import DRAFT_22, OPEN_END, LocationFilter
+from moqmls.moqt.profile22 import DRAFT_22, OPEN_END, LocationFilter, RangeFilter
 from moqmls.moqt.session import CloseConnection, StreamWrite
 from moqmls.moqt.varint import encode_vi64
 
@@ -156,3 +156,35 @@ def test_relative_fetch_range_is_refused_not_fatal(at22: None) -> None:
     assert answer.data == bytes.fromhex("05 00 11 03 00 0E") + b"relative FETCH"
     assert answer.stream_id == 0 and answer.end_stream
     assert not pair.server.closed
+
+
+def test_include_properties_zero_empties_track_properties(at22: None) -> None:
+    pair = base.Pair()
+    pair.client.subscribe(NS, b"t", {"include_properties": 0})
+    pair.client.subscribe(NS, b"u")
+    _, s_ev = pair.pump()
+    quiet, normal = of(s_ev, ev.SubscribeRequested)
+    pair.server.accept_subscribe(quiet.request_id, None, ((0x04, 7),))
+    pair.server.accept_subscribe(normal.request_id, None, ((0x04, 7),))
+    c_ev, _ = pair.pump()
+    assert [a.track_properties for a in of(c_ev, ev.SubscribeAccepted)] == [(), ((0x04, 7),)]
+
+
+def _subscribe_with_ranges(pair: base.Pair, n: int) -> list[Any]:
+    ranges = tuple((10 * i, 10 * i + 1) for i in range(n))
+    pair.client.subscribe(NS, b"t", {"subgroup_filter": (RangeFilter(0, ranges),)})
+    c_ev, s_ev = pair.pump()
+    return [*of(c_ev, ev.RequestRejected), *of(s_ev, ev.SubscribeRequested)]
+
+
+def test_range_filters_need_max_filter_ranges(at22: None) -> None:
+    # we announced no MAX_FILTER_RANGES (default 0): any Range Filter is INVALID_FILTER
+    (got,) = _subscribe_with_ranges(base.Pair(), 1)
+    assert isinstance(got, ev.RequestRejected) and got.error_code == 0x36
+    pair = base.Pair()
+    pair.server.local_setup = ((0x06, 3),)  # as if our SETUP said MAX_FILTER_RANGES 3
+    (got,) = _subscribe_with_ranges(pair, 3)
+    assert isinstance(got, ev.SubscribeRequested)
+    (got,) = _subscribe_with_ranges(pair, 4)
+    assert isinstance(got, ev.RequestRejected) and got.error_code == 0x36
+    assert not pair.server.closed and not pair.client.closed

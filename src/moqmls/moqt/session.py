@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 MAX_CONTROL_BUFFER = 1 << 18
 MAX_PENDING_OBJECTS = 4096
+RESERVED_FIRST_FIELDS = frozenset({b".", b".session"})
 
 
 # --- commands for the transport adapter ----------------------------------------------------
@@ -149,6 +150,8 @@ class Request:
     fetch_stream: int | None = None
     fetch_done: bool = False
     fetch_previous: ObjectData | None = None
+    # INCLUDE_PROPERTIES (draft-20 on): 0 asks for empty Track Properties in the answer
+    include_properties: bool = True
 
 
 @dataclass
@@ -187,6 +190,7 @@ class MoQTSession:
         self._alias_in: dict[int, int] = {}
         self._pending_alias: dict[int, list[tuple[int, ObjectData]]] = {}
         self._pending_count = 0
+        self.local_setup: Properties = ()
 
     # --- draining ----------------------------------------------------------------------------
 
@@ -208,6 +212,7 @@ class MoQTSession:
         if self._control_out is not None:
             return
         self._control_out = self._alloc_uni()
+        self.local_setup = tuple(options)
         self._write(self._control_out, encode_message(m.Setup(tuple(options)), self.profile))
 
     def goaway(self, new_session_uri: bytes = b"", timeout_ms: int = 0) -> None:
@@ -421,7 +426,7 @@ class MoQTSession:
         p = dict(params or {})
         if largest is not None:
             p["largest_object"] = largest
-        msg = m.SubscribeOk(req.track_alias, p, track_properties)
+        msg = m.SubscribeOk(req.track_alias, p, track_properties if req.include_properties else ())
         req.answered = True
         self._write(req.stream_id, encode_message(msg, self.profile))
         self._apply_filter(req, req.filter, largest)
@@ -438,7 +443,7 @@ class MoQTSession:
         if req is None:
             return
         req.answered = True
-        msg = m.RequestOk(params or {}, track_properties)
+        msg = m.RequestOk(params or {}, track_properties if req.include_properties else ())
         self._write(req.stream_id, encode_message(msg, self.profile))
         if req.kind is m.TrackStatus:
             self._write(req.stream_id, b"", end=True)
@@ -456,7 +461,8 @@ class MoQTSession:
         if req is None:
             return
         req.answered = True
-        msg = m.FetchOk(int(end_of_track), end_location, {}, track_properties)
+        props = track_properties if req.include_properties else ()
+        msg = m.FetchOk(int(end_of_track), end_location, {}, props)
         self._write(req.stream_id, encode_message(msg, self.profile))
 
     def reject(self, request_id: int, code: int, reason: str = "", retry_interval: int = 0) -> None:
@@ -880,9 +886,28 @@ class MoQTSession:
         req = Request(msg.request_id, stream_id, type(msg), False)
         self._requests[req.request_id] = req
         self._by_stream[stream_id] = req.request_id
-        self._incoming_request(req, msg)
+        req.include_properties = bool(getattr(msg, "params", {}).get("include_properties", 1))
+        if self._too_many_ranges(msg):
+            self.reject(
+                req.request_id, self.profile.request_errors["INVALID_FILTER"], "too many ranges"
+            )
+        else:
+            self._incoming_request(req, msg)
         if rest or end:
             self._receive_bidi(stream_id, rest, end)
+
+    def _too_many_ranges(self, msg: Any) -> bool:
+        """Range Filters beyond the MAX_FILTER_RANGES we announced (default 0, draft-19 on)."""
+        params = getattr(msg, "params", {})
+        ranges = 0
+        for spec in self.profile.params:
+            if spec.repeatable:  # the Range Filters: each value counts its ranges
+                ranges += sum(len(getattr(v, "ranges", ())) for v in params.get(spec.name, ()))
+        if not ranges:
+            return False
+        code = self.profile.setup_options.get("MAX_FILTER_RANGES")
+        allowed = next((v for k, v in self.local_setup if k == code), 0)
+        return not isinstance(allowed, int) or ranges > allowed
 
     def _check_peer_request_id(self, request_id: int) -> None:
         peer_parity = 1 if self.is_client else 0
@@ -891,6 +916,13 @@ class MoQTSession:
         self._peer_request_ids.add(request_id)
 
     def _incoming_request(self, req: Request, msg: Any) -> None:
+        namespace = getattr(msg, "track_namespace", None) or getattr(msg, "prefix", ())
+        if namespace and namespace[0] in RESERVED_FIRST_FIELDS:
+            # "." is reserved outright and ".session" holds no track we define (§3.2.1, §3.2.2)
+            self.reject(
+                req.request_id, self.profile.request_errors["DOES_NOT_EXIST"], "reserved namespace"
+            )
+            return
         if isinstance(msg, m.Subscribe):
             req.namespace, req.track_name = msg.track_namespace, msg.track_name
             req.forward = bool(msg.params.get("forward", 1))
