@@ -43,6 +43,7 @@ from moqmls.secure_objects.schedule import (
 )
 from moqmls.secure_objects.suites import CipherSuite
 
+_U16 = struct.Struct(">H").pack
 _RESERVED_IMMUTABLE = (KEY_ID_PROPERTY, ENCRYPTED_PROPERTIES_LIST, PADDING_PROPERTY)
 
 
@@ -277,12 +278,13 @@ class TrackKeys:
     def protect(self, obj: PlainObject) -> SecureObject:
         """§3.8: encrypt payload and Encrypted Properties List, authenticate the metadata."""
         payload = obj.payload
+        n = len(payload)
         if (
-            obj.immutable_properties
+            n >= 0x4000
+            or obj.immutable_properties
             or obj.encrypted_properties
             or obj.padding
             or type(payload) is not bytes
-            or len(payload) >= 0x4000
         ):
             return self._protect_general(obj)
         # The common object (Key ID property only, nothing encrypted besides a payload of
@@ -294,11 +296,11 @@ class TrackKeys:
             make_aad(group_id, object_id, priority, b"")  # raises the precise error
             raise
         nonce = pack_ctr(self._salt_hi ^ group_id, self._salt_lo ^ object_id)
-        n = len(payload)  # §3.3.2: vi64 length, one byte below 128, else two
-        pt = (SHORT_VI64[n] if n < 0x80 else (0x8000 | n).to_bytes(2, "big")) + payload
-        if self.uses >= self.usage_limit:
+        pt = (SHORT_VI64[n] if n < 0x80 else _U16(0x8000 | n)) + payload
+        uses = self.uses
+        if uses >= self.usage_limit:
             self._count_use()  # raises
-        self.uses += 1
+        self.uses = uses + 1
         sealed = _SecureObjectBuilder()  # new_secure_object, inline
         sealed.payload = self._aead.encrypt(nonce, pt, aad)
         sealed.group_id = group_id
