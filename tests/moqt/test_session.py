@@ -396,3 +396,22 @@ def test_subgroup_fin_is_reported() -> None:
     pair.server.end_subgroup(req.request_id, 3)
     c_ev, _ = pair.pump()
     assert of(c_ev, ev.SubgroupFinished) == [ev.SubgroupFinished(rid, 3, 0, False)]
+
+
+@pytest.mark.parametrize("first", [b".", b".session"])
+def test_reserved_namespaces_are_refused(first: bytes) -> None:
+    pair = Pair()
+    rid = pair.client.subscribe((first, b"x"), b"t")
+    c_ev, s_ev = pair.pump()
+    assert not of(s_ev, ev.SubscribeRequested)
+    assert of(c_ev, ev.RequestRejected)[0].request_id == rid
+    assert of(c_ev, ev.RequestRejected)[0].error_code == 0x10  # DOES_NOT_EXIST
+
+
+def test_fin_after_a_rejected_request_is_not_a_new_request() -> None:
+    pair = Pair()
+    raw = encode_message(m.Subscribe(0, (b".", b"x"), b"t"), P)
+    pair.server.receive_stream_data(0, raw, False)
+    pair.server.receive_stream_data(0, b"", True)  # the subscriber's FIN arrives later
+    assert not [c for c in pair.server.commands() if isinstance(c, CloseConnection)]
+    assert not pair.server.closed

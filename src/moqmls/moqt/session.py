@@ -186,6 +186,7 @@ class MoQTSession:
         self._requests: dict[int, Request] = {}
         self._by_stream: dict[int, int] = {}
         self._peer_request_ids: set[int] = set()
+        self._finished_peer_streams: set[int] = set()
         self._uni: dict[int, _UniIn] = {}
         self._alias_in: dict[int, int] = {}
         self._pending_alias: dict[int, list[tuple[int, ObjectData]]] = {}
@@ -272,6 +273,7 @@ class MoQTSession:
         if rid is not None:
             self._request_gone(rid, code)
             return
+        self._finished_peer_streams.discard(stream_id)
         state = self._uni.pop(stream_id, None)
         if state is not None and state.request_id is not None:
             req = self._requests.get(state.request_id)
@@ -642,7 +644,9 @@ class MoQTSession:
 
     def _forget(self, req: Request) -> None:
         self._requests.pop(req.request_id, None)
-        self._by_stream.pop(req.stream_id, None)
+        if self._by_stream.pop(req.stream_id, None) is not None and not req.local:
+            # late bytes or the FIN of a peer request we already answered are ignored
+            self._finished_peer_streams.add(req.stream_id)
 
     def _close_out_streams(self, req: Request, code: int) -> None:
         for stream_id, _, _ in req.out_streams.values():
@@ -848,6 +852,10 @@ class MoQTSession:
             local = bool(stream_id & 0x1) == (not self.is_client)
             if local:
                 return  # a request we already forgot (cancelled or finished)
+            if stream_id in self._finished_peer_streams:
+                if end:
+                    self._finished_peer_streams.discard(stream_id)
+                return
             self._receive_new_request(stream_id, data, end)
             return
         req = self._requests[rid]
