@@ -11,14 +11,16 @@ Usage::
 
     client = await connect("moqt://127.0.0.1:4443", verify=False)
 
-    # publish a track (PUBLISH) and write objects: group, object id, payload, properties
+    # publish a track (PUBLISH; PUBLISH_NAMESPACE where the relay lacks PUBLISH) and
+    # write objects: group, object id, payload, properties; end_of_group FINs the stream
     kp = await client.publish(("group-1", "keypackage"), "alice")
-    await kp.write(0, 0, b"<KeyPackage>", {0x38: 1})
+    await kp.write(0, 0, b"<KeyPackage>", {0x38: 1}, end_of_group=True)
 
     # every track under a namespace prefix (SUBSCRIBE_TRACKS, or the SUBSCRIBE_NAMESPACE
-    # fallback), as an async iterator of MoQTObject
-    stream = await client.subscribe_tracks(("group-1", "keypackage"))
-    # fill in what was published before we subscribed; duplicates are dropped
+    # fallback), as an async iterator of MoQTObject; history=True also FETCHes what each
+    # track published before we subscribed
+    stream = await client.subscribe_tracks(("group-1", "keypackage"), history=True)
+    # or fill in one range by hand; duplicates across SUBSCRIBE and FETCH are dropped
     await stream.fetch(("group-1", "keypackage"), "bob", Location(0, 0), Location(0, 0))
     async for obj in stream:
         print(obj.namespace, obj.track_name, obj.group_id, obj.object_id,
