@@ -61,7 +61,7 @@ class MessageKeySource(Protocol):
         ...
 
 
-def _ratchet(content_type: ContentType) -> RatchetType:
+def ratchet_type(content_type: ContentType) -> RatchetType:
     """§9.1: application data uses the application ratchet, the rest the handshake one."""
     if content_type == ContentType.APPLICATION:
         return RatchetType.APPLICATION
@@ -258,7 +258,7 @@ def protect_private(
     if len(guard) != REUSE_GUARD_LEN:
         raise FramingError("reuse guard must be 4 bytes")
     leaf = content.sender.leaf_index
-    ratchet_key = keys.next_key(leaf, _ratchet(content.content_type))
+    ratchet_key = keys.next_key(leaf, ratchet_type(content.content_type))
     plaintext = PrivateMessageContent(
         content.content_type,
         content.application_data,
@@ -322,7 +322,7 @@ def open_private_message(
     """
     _check_epoch(message.group_id, message.epoch, context)
     sender_data = decrypt_sender_data(suite, message, sender_data_secret)
-    kind = _ratchet(message.content_type)
+    kind = ratchet_type(message.content_type)
     ratchet_key = keys.key_for(sender_data.leaf_index, kind, sender_data.generation)
     aad = PrivateContentAAD(
         message.group_id, message.epoch, message.content_type, message.authenticated_data
@@ -364,5 +364,5 @@ def unprotect_private(
     opened = open_private_message(suite, message, context, keys, sender_data_secret, consume=False)
     verify_content(suite, signature_pub, opened.authenticated, context)
     sender = opened.authenticated.content.sender
-    keys.consume(sender.leaf_index or 0, _ratchet(message.content_type), opened.generation)
+    keys.consume(sender.leaf_index or 0, ratchet_type(message.content_type), opened.generation)
     return opened.authenticated

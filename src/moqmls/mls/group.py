@@ -76,6 +76,7 @@ from moqmls.mls.framing import (
     open_private_message,
     open_public_message,
     protect_private,
+    ratchet_type,
     sign_content,
     to_public_message,
     verify_content,
@@ -867,13 +868,9 @@ class Group:
                 consume=False,
             )
             authenticated = opened.authenticated
-            kind = (
-                RatchetType.APPLICATION
-                if authenticated.content.content_type == ContentType.APPLICATION
-                else RatchetType.HANDSHAKE
-            )
-            leaf = authenticated.content.sender.leaf_index or 0
-            consume = (leaf, kind, opened.generation)
+            content = authenticated.content
+            kind = ratchet_type(content.content_type)
+            consume = (content.sender.leaf_index or 0, kind, opened.generation)
         else:
             raise FramingError(f"{message.wire_format.name} is not a group message")
         sender = self._verify_sender(state, authenticated)

@@ -10,7 +10,7 @@ from typing import Any
 from moqmls.mls import framing
 from moqmls.mls.crypto import CipherSuite, cipher_suite
 from moqmls.mls.errors import FramingError
-from moqmls.mls.interop import CaseFailed, check, check_eq
+from moqmls.mls.interop import CaseFailed, check_eq
 from moqmls.mls.secret_tree import SecretTree
 from moqmls.mls.structs import (
     Commit,
@@ -72,20 +72,23 @@ def _payload(content: FramedContent) -> bytes:
     return content.application_data
 
 
-def _public(message: bytes) -> PublicMessage:
+def _decoded(message: bytes, wire_format: WireFormat) -> MLSMessage:
     decoded = MLSMessage.decode(message)
     check_eq(message, decoded.encode(), "MLSMessage re-encoding")
-    check(decoded.public_message is not None, "expected a PublicMessage")
-    assert decoded.public_message is not None
-    return decoded.public_message
+    check_eq(decoded.wire_format, wire_format, "wire format")
+    return decoded
+
+
+def _public(message: bytes) -> PublicMessage:
+    public = _decoded(message, WireFormat.MLS_PUBLIC_MESSAGE).public_message
+    assert public is not None
+    return public
 
 
 def _private(message: bytes) -> PrivateMessage:
-    decoded = MLSMessage.decode(message)
-    check_eq(message, decoded.encode(), "MLSMessage re-encoding")
-    check(decoded.private_message is not None, "expected a PrivateMessage")
-    assert decoded.private_message is not None
-    return decoded.private_message
+    private = _decoded(message, WireFormat.MLS_PRIVATE_MESSAGE).private_message
+    assert private is not None
+    return private
 
 
 def _check_public(c: _Case, kind: str) -> None:
