@@ -150,3 +150,30 @@ async def test_moqrs_reads_typed_location_filters(
             for c in (alice, carol):
                 await c.close()
             serving.cancel()
+
+
+@pytest.mark.parametrize("draft", ["moqt-22", "moqt-18"])
+async def test_moqrs_client_fetches_a_group_through_our_relay(draft: str) -> None:
+    # moq-rs FETCHes whole groups (-22: LOCATION_FILTER type 3; -18: End {g, 0}); the relay
+    # fetches upstream from our publisher and answers with a precise End Location
+    r = Relay(RelayConfig(alpns=(draft,)))
+    await r.start("127.0.0.1", 0)
+    url = f"moqt://127.0.0.1:{r.port}"
+    ours = await connect(url, verify=False, alpns=(draft,))
+    try:
+        pub = await ours.publish(("grp-h", "usbob"), "kp", announce="namespace")
+        await pub.write(0, 0, b"g0-a")
+        await pub.write(0, 1, b"g0-b", end_of_group=True)
+        await pub.write(1, 0, b"g1-a", end_of_group=True)
+        async with rs_client(url) as rs:
+            assert _alpns_of(r) == [draft, draft]
+            consumer = await asyncio.wait_for(rs.announced_broadcast("grp-h/usbob"), 5)
+            for seq, want in ((0, [b"g0-a", b"g0-b"]), (1, [b"g1-a"])):
+                group = await asyncio.wait_for(consumer.fetch_group("kp", seq), 5)
+                frames = []
+                while (frame := await asyncio.wait_for(group.read_frame(), 5)) is not None:
+                    frames.append(frame.payload)
+                assert frames == want
+    finally:
+        await ours.close()
+        await r.close(grace=0.05)

@@ -35,7 +35,7 @@ from moqmls.moqt.errors import (
 )
 from moqmls.moqt.objects import ObjectData
 from moqmls.moqt.quic import DEFAULT_ALPNS, MoQTProtocol, open_connection
-from moqmls.moqt.session import MoQTSession, clip_fetch_end, in_fetch_range, namespace_matches
+from moqmls.moqt.session import MoQTSession, fetch_ok_end, in_fetch_range, namespace_matches
 from moqmls.moqt.varint import encode_vi64
 
 log = logging.getLogger(__name__)
@@ -752,7 +752,7 @@ class MoQTClient:
             )
             return
         objs = [o for loc, o in sorted(pub.objects.items()) if in_fetch_range(loc, e.start, e.end)]
-        end = clip_fetch_end(e.end, pub.largest)
+        end = fetch_ok_end(e.end, pub.largest, objs)
         session.accept_fetch(e.request_id, end, False, pub.track_properties)
         for obj in objs:
             session.send_fetch_object(e.request_id, obj)

@@ -200,7 +200,7 @@ def _fetch_from_wire(msg: m.Fetch) -> m.Fetch:
     end_group = flt.start_group + flt.end_group_delta
     if flt.filter_type == LF_START:
         end = OPEN_END
-    elif flt.filter_type == LF_START_END_GROUP or flt.end_object == MAX_VI64:
+    elif flt.filter_type == LF_START_END_GROUP or flt.end_object >= END_OF_GROUP_OBJECT:
         end = Location(end_group, 0)  # the whole end group
     else:
         end = Location(end_group, flt.end_object + 1)
@@ -213,21 +213,28 @@ def _fill_parameters(start: Location, end: Location) -> dict[str, Any]:
     return {} if flt is None else {"subscription_filter": flt}
 
 
+#: Inclusive End Object standing for "the end of the group". Not 2^64-1: moq-rs reads
+#: vi64 only up to 2^62-1 (the QUIC varint range) and closes the session beyond it.
+END_OF_GROUP_OBJECT = (1 << 62) - 1
+
+
 def _fetch_ok_to_wire(msg: m.FetchOk) -> m.FetchOk:
     """FETCH_OK End Location: draft-18's "last + 1, or Object 0 = whole group" -> inclusive."""
     end = msg.end_location
-    inclusive = (
-        Location(end.group, MAX_VI64) if end.object == 0 else Location(end.group, end.object - 1)
-    )
+    if end.object == 0:
+        inclusive = Location(end.group, END_OF_GROUP_OBJECT)
+    else:
+        inclusive = Location(end.group, end.object - 1)
     return dataclasses.replace(msg, end_location=inclusive)
 
 
 def _fetch_ok_from_wire(msg: m.FetchOk) -> m.FetchOk:
     """The inverse of `_fetch_ok_to_wire`."""
     end = msg.end_location
-    exclusive = (
-        Location(end.group, 0) if end.object == MAX_VI64 else Location(end.group, end.object + 1)
-    )
+    if end.object >= END_OF_GROUP_OBJECT:
+        exclusive = Location(end.group, 0)
+    else:
+        exclusive = Location(end.group, end.object + 1)
     return dataclasses.replace(msg, end_location=exclusive)
 
 

@@ -32,7 +32,7 @@ from moqmls.moqt.quic import (
     self_signed_certificate,
     start_server,
 )
-from moqmls.moqt.session import MoQTSession, clip_fetch_end, namespace_matches
+from moqmls.moqt.session import MoQTSession, fetch_ok_end, namespace_matches
 from moqmls.moqt.varint import MAX_VI64
 
 log = logging.getLogger(__name__)
@@ -575,7 +575,7 @@ class Relay:
         if largest is None or largest < e.start:
             session.reject(e.request_id, errors["INVALID_RANGE"], "no objects in range")
             return
-        session.accept_fetch(e.request_id, clip_fetch_end(e.end, largest))
+        session.accept_fetch(e.request_id, fetch_ok_end(e.end, largest, cached))
         for obj in cached:
             session.send_fetch_object(e.request_id, obj)
         session.end_fetch(e.request_id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1144,6 +1145,19 @@ def in_fetch_range(loc: Location, start: Location, end: Location) -> bool:
     if loc < start:
         return False
     return loc.group <= end.group if end.object == 0 else loc < end
+
+
+def fetch_ok_end(end: Location, largest: Location, objects: Sequence[ObjectData]) -> Location:
+    """FETCH_OK End Location (§9.15) of a response carrying `objects` (ascending).
+
+    A whole-group end ({g, 0}) is answered with the last object sent plus one: draft-20's
+    inclusive End Location has no whole-group form, and moq-rs reads {g, 0} as empty.
+    """
+    clipped = clip_fetch_end(end, largest)
+    if clipped.object == 0 and objects:
+        last = objects[-1]
+        return Location(last.group_id, last.object_id + 1)
+    return clipped
 
 
 def clip_fetch_end(end: Location, largest: Location) -> Location:

@@ -262,13 +262,14 @@ MESSAGES = [
         """,
     ),
     Case(
-        "FETCH_OK covering all of group 4: inclusive {4, 2^64-1} (draft-18 value {4, 0})",
+        "FETCH_OK covering all of group 4: inclusive {4, 2^62-1} (draft-18 value {4, 0})",
         m.FetchOk(1, Location(4, 0)),
         """
         18 00 0C   | Type 0x18, Length 12
         01         | End Of Track 1
         04         | End Location Group 4
-        FF FF FF FF FF FF FF FF FF | Object 2^64-1: nine bytes, prefix 11111111
+        FF 3F FF FF FF FF FF FF FF | Object 2^62-1 = 0x3FFF_FFFF_FFFF_FFFF: nine bytes, prefix FF
+                   | (moqmls's "end of group"; 2^64-1 would exceed moq-rs's varint range)
         00         | 0 parameters
         """,
     ),
