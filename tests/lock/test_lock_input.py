@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from moqmls.lock import (
     Acquired,
     AuthTable,
+    Committed,
     Created,
     ForbiddenError,
     LockClient,
@@ -70,7 +71,7 @@ async def test_auth_binds_tokens_to_holders(auth_url: str) -> None:
         with pytest.raises(ForbiddenError):
             await alice.release(got.token)
         assert (await alice.status("g")).holder == "carol", "any valid token may read"
-        assert (await admin.complete(got.token, commit=b"c")).__class__.__name__ == "Committed"
+        assert await admin.complete(got.token, commit=b"c") == Committed(1)
 
 
 async def test_unauthorized_answer_names_the_scheme(auth_url: str) -> None:
@@ -143,7 +144,7 @@ async def test_hash_mismatch_is_400_and_keeps_the_lease(url: str, client: LockCl
     ):
         assert response.status == 400
         assert (await response.json())["error"] == "hash_mismatch"
-    assert (await client.complete(got.token, commit=b"c")).__class__.__name__ == "Committed"
+    assert await client.complete(got.token, commit=b"c") == Committed(1)
 
 
 async def test_oversized_body_is_refused(store: Store) -> None:
