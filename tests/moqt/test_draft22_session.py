@@ -28,6 +28,7 @@ of = base.of
 NOT_AT_22 = {
     "test_filter_absolute_start_drops_earlier_objects": "-18 SUBSCRIPTION_FILTER values",
     "test_goaway_with_wrong_parity_request_id": "GOAWAY has no Request ID from -19 on",
+    "test_answering_a_request_the_peer_already_cancelled_is_harmless": "a FIN cancels (-18)",
 }
 RERUN = sorted(
     name
@@ -188,3 +189,29 @@ def test_range_filters_need_max_filter_ranges(at22: None) -> None:
     (got,) = _subscribe_with_ranges(pair, 4)
     assert isinstance(got, ev.RequestRejected) and got.error_code == 0x36
     assert not pair.server.closed and not pair.client.closed
+
+
+def _subscribe_then_fin(pair: base.Pair) -> tuple[list[ev.Event], int]:
+    rid = pair.client.subscribe(NS, b"t")
+    pair.client.finish_request(rid)  # SUBSCRIBE, then FIN: no REQUEST_UPDATE will follow
+    _, s_ev = pair.pump()
+    return s_ev, rid
+
+
+def test_requester_fin_only_half_closes_from_draft19(at22: None) -> None:
+    pair = base.Pair()
+    s_ev, rid = _subscribe_then_fin(pair)
+    (req,) = of(s_ev, ev.SubscribeRequested)
+    assert not of(s_ev, ev.RequestClosed)  # "a FIN ... is not a request cancellation"
+    pair.server.accept_subscribe(req.request_id)
+    assert pair.server.send_object(req.request_id, 0, 0, b"still served")
+    c_ev, _ = pair.pump()
+    assert [(o.request_id, o.payload) for o in of(c_ev, ev.ObjectReceived)] == [
+        (rid, b"still served")
+    ]
+
+
+def test_requester_fin_cancels_at_draft18() -> None:
+    pair = base.Pair()  # base.P is draft-18 here
+    s_ev, _ = _subscribe_then_fin(pair)
+    assert of(s_ev, ev.RequestClosed)  # -18 §6.1: closing with a FIN cancels

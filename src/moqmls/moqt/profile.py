@@ -99,6 +99,9 @@ class Profile:
     #: The FILL_PARAMETERS value asking for the range [start, end) (draft-18 FETCH
     #: semantics) on a subscription's fill stream; None: the draft has no FILL_PARAMETERS.
     fill_parameters: Callable[[Location, Location], dict[str, Any]] | None = None
+    #: Whether a requester's FIN cancels its request (-18 §8.1); from -19 on a FIN only
+    #: half-closes ("Graceful Request Stream Closure") and cancelling needs a reset.
+    fin_cancels_request: bool = True
     spec_by_code: dict[int, MessageSpec] = field(init=False, repr=False)
     spec_by_cls: dict[type[Any], MessageSpec] = field(init=False, repr=False)
     param_by_code: dict[int, ParamSpec] = field(init=False, repr=False)

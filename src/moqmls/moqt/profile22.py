@@ -401,6 +401,7 @@ DRAFT_22 = dataclasses.replace(
     request_errors=_D22_REQUEST_ERRORS,
     publish_done={k: v for k, v in DRAFT_18.publish_done.items() if k != "SUBSCRIPTION_ENDED"},
     fill_parameters=_fill_parameters,
+    fin_cancels_request=False,
 )
 
 PROFILES[DRAFT_22.alpn] = DRAFT_22

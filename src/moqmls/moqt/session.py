@@ -873,6 +873,8 @@ class MoQTSession:
                 if req.fetch_done:
                     self._forget(req)
                 return
+            if not req.local and req.kind is not m.Publish and not self.profile.fin_cancels_request:
+                return  # the requester will send no REQUEST_UPDATE; the request lives on
             self._request_gone(rid, None)
 
     def _receive_new_request(self, stream_id: int, data: bytes, end: bool) -> None:
