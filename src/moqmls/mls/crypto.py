@@ -17,9 +17,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
-from typing import Final
+from typing import Any, Final
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, hpke
@@ -204,12 +205,18 @@ class CipherSuite:
     aead_name: str  # "aesgcm" | "chacha20poly1305"
     kem: DhKem
     signature_scheme: str  # "ed25519" | "ed448" | "p256" | "p384" | "p521"
+    # hashlib's constructor, bound once: `hashlib.new(name)` looks the name up at every call,
+    # and tree hashing calls this thousands of times per join.
+    _hash_new: Callable[[bytes], Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash_new", getattr(hashlib, self.hash_name))
 
     # -- hash, MAC, KDF (RFC 9420 §5.1, §8) --
 
     def hash(self, data: bytes) -> bytes:
         """The suite's hash function."""
-        return hashlib.new(self.hash_name, data).digest()
+        return self._hash_new(data).digest()  # type: ignore[no-any-return]
 
     def mac(self, key: bytes, data: bytes) -> bytes:
         """HMAC with the suite's hash (RFC 9420 §5.1)."""
