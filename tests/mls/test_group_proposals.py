@@ -3,23 +3,30 @@ rule on the tree of a real three-member group."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+
 import pytest
 
 from moqmls.mls.errors import ProposalError
 from moqmls.mls.group import Group
-from moqmls.mls.key_package import KeyPackagePrivate, make_key_package
+from moqmls.mls.key_package import KeyPackagePrivate, default_capabilities, make_key_package
 from moqmls.mls.proposals import AppliedProposals, CommittedProposal, apply_proposals
 from moqmls.mls.structs import (
     Add,
+    Capabilities,
     Extension,
+    ExtensionType,
     ExternalInit,
     GroupContextExtensions,
     PreSharedKey,
     PreSharedKeyID,
     Proposal,
+    ProposalType,
     ProtocolVersion,
     ReInit,
     Remove,
+    RequiredCapabilities,
     SelfRemove,
     Sender,
     Update,
@@ -128,3 +135,92 @@ def test_re_adding_a_removed_client_in_the_same_commit_is_valid(
     again = make_key_package(b"bob", signature_priv=privs[1].signature_priv)[1]
     applied = _apply(alice, [_by(0, Add(again.key_package), False), _by(0, Remove(1), False)])
     assert applied.removed == [1] and [i for i, _ in applied.added] == [1]
+
+
+# -- support of custom proposal types, extensions and required capabilities (§12.2, §12.1.7)
+
+_CUSTOM_EXTENSION = 0xFF00
+
+
+def _caps(*, self_remove: bool, extension: bool) -> Capabilities:
+    base = default_capabilities(0x0001)
+    return dataclasses.replace(
+        base,
+        proposals=(ProposalType.SELF_REMOVE,) if self_remove else (),
+        extensions=(_CUSTOM_EXTENSION,) if extension else (),
+    )
+
+
+@pytest.fixture(scope="module")
+def mixed() -> Group:
+    """alice and bob support SelfRemove and extension 0xFF00; carol (leaf 2) supports neither."""
+    full = _caps(self_remove=True, extension=True)
+    alice = Group.create(make_key_package(b"alice", capabilities=full)[1], group_id=b"caps")
+    for name, caps in ((b"bob", full), (b"carol", _caps(self_remove=False, extension=False))):
+        pending = alice.commit(adds=[make_key_package(name, capabilities=caps)[0]])
+        alice.merge_pending(pending)
+    return alice
+
+
+def _lacking_add(name: bytes) -> Add:
+    caps = _caps(self_remove=False, extension=False)
+    return Add(make_key_package(name, capabilities=caps)[1].key_package)
+
+
+def _required(extensions: tuple[int, ...] = (), proposals: tuple[int, ...] = ()) -> Extension:
+    data = RequiredCapabilities(extensions, proposals, ()).encode()
+    return Extension(ExtensionType.REQUIRED_CAPABILITIES, data)
+
+
+@pytest.mark.parametrize(
+    ("items", "lacking"),
+    [
+        # A custom proposal type needs every staying member's support...
+        pytest.param(lambda: [_by(1, SelfRemove())], 2, id="self-remove-carol-stays"),
+        # ...but not of the members the commit removes or adds.
+        pytest.param(
+            lambda: [_by(1, SelfRemove()), _by(0, Remove(2), False)], None, id="carol-removed"
+        ),
+        pytest.param(
+            lambda: [_by(1, SelfRemove()), _by(0, Remove(2), False), _by(0, _lacking_add(b"d"))],
+            None,
+            id="lacking-newcomer",
+        ),
+        pytest.param(
+            lambda: [_by(0, GroupContextExtensions((Extension(_CUSTOM_EXTENSION, b""),)), False)],
+            2,
+            id="extension-carol-lacks",
+        ),
+        pytest.param(
+            lambda: [
+                _by(0, GroupContextExtensions((Extension(_CUSTOM_EXTENSION, b""),)), False),
+                _by(0, Remove(2), False),
+            ],
+            None,
+            id="extension-all-support",
+        ),
+        pytest.param(
+            lambda: [_by(0, GroupContextExtensions((_required(proposals=(0x000A,)),)), False)],
+            2,
+            id="required-proposal-carol-lacks",
+        ),
+        pytest.param(
+            lambda: [
+                _by(
+                    0, GroupContextExtensions((_required(extensions=(_CUSTOM_EXTENSION,)),)), False
+                ),
+                _by(0, Remove(2), False),
+            ],
+            None,
+            id="required-extension-all-support",
+        ),
+    ],
+)
+def test_support_is_checked_against_every_staying_member(
+    mixed: Group, items: Callable[[], list[CommittedProposal]], lacking: int | None
+) -> None:
+    if lacking is None:
+        _apply(mixed, items())
+    else:
+        with pytest.raises(ProposalError, match=f"member {lacking} "):
+            _apply(mixed, items())

@@ -11,8 +11,10 @@ receiver can drop a bad Commit without undoing anything.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from moqmls.mls.crypto import CipherSuite
 from moqmls.mls.errors import KeyPackageError, LeafNodeValidationError, ProposalError, TreeError
@@ -56,6 +58,8 @@ DEFAULT_PROPOSAL_TYPES = frozenset(
     }
 )
 DEFAULT_EXTENSION_TYPES = frozenset(int(t) for t in ExtensionType)
+# The capability lists checked against every member (fields of Capabilities and MemberSummary).
+CapabilityKind = Literal["proposals", "extensions", "credentials"]
 
 
 @dataclass(frozen=True)
@@ -164,38 +168,64 @@ def _check_supported(
     """§12.2: non-default proposal types must be supported by every member that stays (the
     members this Commit adds or removes need not support them)."""
     custom = {p.proposal.proposal_type for p in proposals} - DEFAULT_PROPOSAL_TYPES
-    if not custom:
-        return
-    for index, leaf in tree.members():
-        missing = custom.difference(leaf.capabilities.proposals)
-        if missing and index not in added:
-            raise ProposalError(f"member {index} does not support proposal types {missing}")
+    lacking = _first_lacking(tree, "proposals", custom, exempt=added)
+    if lacking is not None:
+        index, missing = lacking
+        raise ProposalError(f"member {index} does not support proposal types {missing}")
 
 
 def _check_required_by_all(tree: RatchetTree, required: RequiredCapabilities | None) -> None:
     """§12.1.7: every member supports the (new) required capabilities."""
     if required is None:
         return
-    for index, leaf in tree.members():
-        caps = leaf.capabilities
-        missing = (
-            [t for t in required.extension_types if t not in caps.extensions]
-            + [t for t in required.proposal_types if t not in caps.proposals]
-            + [t for t in required.credential_types if t not in caps.credentials]
-        )
-        if missing:
-            raise ProposalError(f"member {index} lacks required capabilities {missing}")
+    checks: tuple[tuple[CapabilityKind, tuple[int, ...]], ...] = (
+        ("extensions", required.extension_types),
+        ("proposals", required.proposal_types),
+        ("credentials", required.credential_types),
+    )
+    for kind, types in checks:
+        lacking = _first_lacking(tree, kind, set(types))
+        if lacking is not None:
+            index, missing = lacking
+            raise ProposalError(f"member {index} lacks required {kind} {missing}")
 
 
 def _check_extensions_supported(tree: RatchetTree, extensions: Sequence[Extension]) -> None:
     """§13: non-default GroupContext extensions must be supported by every member."""
     custom = {e.extension_type for e in extensions} - DEFAULT_EXTENSION_TYPES
-    if not custom:
-        return
+    lacking = _first_lacking(tree, "extensions", custom)
+    if lacking is not None:
+        index, missing = lacking
+        raise ProposalError(f"member {index} does not support extensions {missing}")
+
+
+def _first_lacking(
+    tree: RatchetTree, kind: CapabilityKind, wanted: set[int], exempt: Collection[int] = ()
+) -> tuple[int, list[int]] | None:
+    """The first member outside ``exempt`` whose capabilities (``kind``: the field of
+    Capabilities and of MemberSummary) lack some of ``wanted``, and what it lacks.
+
+    The member summary answers "everyone has them" in O(|wanted| + |exempt|); only a failing
+    check walks the members, to name one.
+    """
+    if not wanted:
+        return None
+    summary = tree.summary()
+    counts: Counter[int] = getattr(summary, kind)
+    exempt_offers = [_offered(tree.leaf(i), kind) for i in exempt]
+    need = summary.members - len(exempt_offers)
+    if all(counts[t] - sum(t in o for o in exempt_offers) == need for t in wanted):
+        return None
     for index, leaf in tree.members():
-        missing = custom.difference(leaf.capabilities.extensions)
-        if missing:
-            raise ProposalError(f"member {index} does not support extensions {missing}")
+        missing = wanted.difference(_offered(leaf, kind))
+        if missing and index not in exempt:
+            return index, sorted(missing)
+    raise AssertionError("the member summary disagrees with the members")  # pragma: no cover
+
+
+def _offered(leaf: LeafNode | None, kind: CapabilityKind) -> frozenset[int]:
+    assert leaf is not None  # callers pass member leaves only
+    return frozenset(getattr(leaf.capabilities, kind))
 
 
 def check_proposal(
