@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from moqmls.mls.errors import (
+    CommitError,
     DecodeError,
     GroupStateError,
     MLSError,
@@ -22,11 +23,12 @@ from moqmls.mls.group import (
     CommitProcessed,
     Group,
     ProposalReceived,
+    _check_new_keys_unique,
     _SavedGroup,
     message_epoch,
 )
 from moqmls.mls.key_package import make_key_package
-from moqmls.mls.structs import ProposalType, WireFormat
+from moqmls.mls.structs import MLSMessage, ParentNode, ProposalType, WireFormat
 
 
 def _group_of(names: list[bytes], **options: object) -> list[Group]:
@@ -218,6 +220,32 @@ def test_restore_checks_the_tree_against_the_context() -> None:
     for bad in (wrong_tree, wrong_secrets):
         with pytest.raises(DecodeError):
             Group.from_bytes(bad.encode())
+
+
+def test_update_path_keys_must_be_new_to_the_tree() -> None:
+    """§12.4.2: no UpdatePath key may already sit at another node (leaf or parent)."""
+    alice, bob, _carol = _group_of(
+        [b"alice", b"bob", b"carol"], handshake_wire_format=WireFormat.MLS_PUBLIC_MESSAGE
+    )
+    pending = alice.commit(force_path=True)
+    public = MLSMessage.decode(pending.commit).public_message
+    assert public is not None and public.content.commit is not None
+    path = public.content.commit.path
+    assert path is not None
+    bob.process(pending.commit)
+    merged = bob._state.tree  # the tree with alice's path merged in
+    _check_new_keys_unique(merged, path)
+    carol_leaf = merged.leaf(2)
+    assert carol_leaf is not None
+    reused_by_leaf = merged.copy()
+    reused_by_leaf.set_leaf(
+        2, dataclasses.replace(carol_leaf, encryption_key=path.nodes[0].encryption_key)
+    )
+    reused_by_parent = merged.copy()  # node 5 is the parent of leaves 2 and 3, off alice's path
+    reused_by_parent.set_node(5, ParentNode(path.leaf_node.encryption_key, b"", ()))
+    for tree in (reused_by_leaf, reused_by_parent):
+        with pytest.raises(CommitError):
+            _check_new_keys_unique(tree, path)
 
 
 def test_echoed_own_messages_are_rejected() -> None:

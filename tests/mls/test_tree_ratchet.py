@@ -177,6 +177,36 @@ def test_copy_is_independent() -> None:
     assert twin.tree_hash() != before
 
 
+def _naive_key_count(tree: RatchetTree, key: bytes) -> int:
+    nodes = [tree.node(x) for x in range(tree.width)]
+    return sum(1 for node in nodes if node is not None and node.encryption_key == key)
+
+
+def test_key_counts_follow_every_change() -> None:
+    """`key_count` (leaves and parents holding a key) stays right through every mutation."""
+    tree = resolution_tree()
+    keys = [f"enc-{name}".encode() for name in "ABCDEFGHXYZ"]
+
+    def agree(t: RatchetTree) -> None:
+        assert [t.key_count(k) for k in keys] == [_naive_key_count(t, k) for k in keys]
+
+    agree(tree)  # builds the counts; from here on they are maintained
+    twin = tree.copy()
+    tree.set_node(5, fake_parent("Z"))
+    tree.set_node(3, fake_parent("A"))  # a parent reusing a leaf's key: counted twice
+    assert tree.key_count(b"enc-A") == 2
+    agree(tree)
+    tree.update_leaf(0, fake_leaf("C"))  # blanks X (node 3, on leaf 0's path) again
+    agree(tree)
+    tree.set_node(11, fake_parent("G"))
+    for leaf in (4, 5, 7):
+        tree.remove_leaf(leaf)  # the right half empties: the tree truncates to 4 leaves
+    assert tree.width == 7
+    agree(tree)
+    agree(twin)
+    assert twin.key_count(b"enc-X") == 1 and twin.key_count(b"enc-Z") == 0
+
+
 def naive_tree_hash(tree: RatchetTree, x: int) -> bytes:
     """§7.8 computed from scratch with the TreeHashInput struct, no caches."""
     if tm.is_leaf(x):
@@ -206,7 +236,12 @@ def test_cached_hashes_match_a_fresh_computation(ops: list[tuple[str, int]]) -> 
             tree.remove_leaf(members[arg % len(members)])
         else:
             tree.update_leaf(members[arg % len(members)], fake_leaf(f"u{counter}"))
-        tree.tree_hash()  # fill the caches so later operations must invalidate them
+        # The count of missing hashes (which picks the bulk sweep) is kept, not recounted.
+        assert tree._missing_hashes == tree._hashes.count(None)
+        if arg % 3:  # sometimes leave the caches cold across several operations
+            tree.tree_hash()  # fill the caches so later operations must invalidate them
+            assert tree._missing_hashes == tree._hashes.count(None)
+        tree = tree.copy() if arg % 5 == 0 else tree
     assert tree.tree_hash() == naive_tree_hash(tree, tree.root)
     assert tree.encode() == encode_ratchet_tree(tree.to_nodes())
     assert tree.summary() == RatchetTree.decode(SUITE, tree.encode()).summary()
@@ -215,6 +250,21 @@ def test_cached_hashes_match_a_fresh_computation(ops: list[tuple[str, int]]) -> 
     assert [fresh.resolution(x) for x in range(fresh.width)] == [
         tree.resolution(x) for x in range(tree.width)
     ]
+
+
+def test_bulk_and_incremental_hashing_agree_on_a_larger_tree() -> None:
+    """Past the bulk-sweep threshold (a cold tree of 100 leaves) and back to incremental."""
+    tree = RatchetTree.with_creator(SUITE, fake_leaf("creator"))
+    for i in range(99):
+        tree.add_leaf(fake_leaf(f"m{i}"))
+    assert tree._missing_hashes == tree._hashes.count(None) > 64
+    assert tree.tree_hash() == naive_tree_hash(tree, tree.root)
+    assert tree._missing_hashes == 0
+    for i in range(60, 100):
+        tree.remove_leaf(i)  # truncates back to 64 leaves
+    tree.update_leaf(3, fake_leaf("u3"))
+    assert tree._missing_hashes == tree._hashes.count(None)
+    assert tree.tree_hash() == naive_tree_hash(tree, tree.root)
 
 
 def test_leaf_accessors_never_raise_for_out_of_range() -> None:

@@ -979,7 +979,7 @@ class Group:
             self._validate_path_leaf(state, applied, commit.path, committer, now)
             added = [index for index, _ in applied.added]
             merge_update_path(applied.tree, committer, commit.path, added)
-            _check_new_keys_unique(applied.tree, commit.path, committer)
+            _check_new_keys_unique(applied.tree, commit.path)
             provisional = dataclasses.replace(provisional, tree_hash=applied.tree.tree_hash())
             if not removed_self:
                 decrypted = decrypt_update_path(
@@ -1217,19 +1217,16 @@ def _proposal_or_ref(p: CommittedProposal) -> ProposalOrRef:
     return ProposalOrRef.of_proposal(p.proposal)
 
 
-def _check_new_keys_unique(tree: RatchetTree, path: UpdatePath, committer: int) -> None:
+def _check_new_keys_unique(tree: RatchetTree, path: UpdatePath) -> None:
     """§12.4.2: none of the UpdatePath's public keys appears elsewhere in the new tree."""
     new_keys = {n.encryption_key for n in path.nodes}
     new_keys.add(path.leaf_node.encryption_key)
     if len(new_keys) != len(path.nodes) + 1:
         raise CommitError("an UpdatePath repeats a public key")
-    own = {2 * committer, *tree.filtered_direct_path(committer)}
-    for x in range(tree.width):
-        if x in own:
-            continue
-        node = tree.node(x)
-        if node is not None and node.encryption_key in new_keys:
-            raise CommitError(f"UpdatePath key already used at node {x}")
+    # Merged, the path holds each of its keys once; any other node holding one counts extra.
+    for key in new_keys:
+        if tree.key_count(key) != 1:
+            raise CommitError("an UpdatePath public key is already used elsewhere in the tree")
 
 
 def _joined_tree(

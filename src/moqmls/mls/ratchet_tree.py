@@ -109,7 +109,17 @@ def _bump(counter: Counter[Any], keys: Iterable[Any], sign: int) -> None:
 class RatchetTree:
     """The public ratchet tree of one epoch, with cached tree hashes and resolutions."""
 
-    __slots__ = ("_hashes", "_n_leaves", "_nodes", "_raw", "_res", "_summary", "suite")
+    __slots__ = (
+        "_hashes",
+        "_missing_hashes",
+        "_n_leaves",
+        "_nodes",
+        "_parent_keys",
+        "_raw",
+        "_res",
+        "_summary",
+        "suite",
+    )
 
     def __init__(
         self,
@@ -122,11 +132,14 @@ class RatchetTree:
         self._nodes = nodes
         self._n_leaves = n_leaves
         self._hashes: list[bytes | None] = [None] * len(nodes)
+        self._missing_hashes = len(nodes)  # how many entries of _hashes are None
         self._res: list[tuple[int, ...] | None] = [None] * len(nodes)
         # Each node's encoding: kept from the wire on decode, so joining hashes and verifies
         # 1000 leaves without re-encoding them (DESIGN.md "Cost model").
         self._raw: list[bytes | None] = raw if raw is not None else [None] * len(nodes)
         self._summary: MemberSummary | None = None
+        # Encryption keys of the non-blank parent nodes (built on first use, then maintained).
+        self._parent_keys: Counter[bytes] | None = None
 
     # ------------------------------------------------------------------ construction / export
 
@@ -211,9 +224,11 @@ class RatchetTree:
         twin._nodes = self._nodes.copy()
         twin._n_leaves = self._n_leaves
         twin._hashes = self._hashes.copy()
+        twin._missing_hashes = self._missing_hashes
         twin._res = self._res.copy()
         twin._raw = self._raw.copy()
         twin._summary = None if self._summary is None else self._summary.copy()
+        twin._parent_keys = None if self._parent_keys is None else self._parent_keys.copy()
         return twin
 
     # ------------------------------------------------------------------ reading
@@ -264,6 +279,25 @@ class RatchetTree:
         if self._summary is None:
             self._summary = MemberSummary.of([leaf for _, leaf in self.members()])
         return self._summary
+
+    def key_count(self, encryption_key: bytes) -> int:
+        """How many nodes (leaves and parents) hold this HPKE public key; O(1) once warm."""
+        if self._parent_keys is None:
+            self._parent_keys = Counter(
+                node.encryption_key for node in self._nodes[1::2] if node is not None
+            )
+        return self.summary().encryption_keys[encryption_key] + self._parent_keys[encryption_key]
+
+    def _replace_parent_value(self, x: int, value: TreeNode) -> None:
+        """Store a parent slot's value, keeping the parent-key counts current."""
+        old = self._nodes[x]
+        self._nodes[x] = value
+        self._raw[x] = None
+        if self._parent_keys is not None:
+            if old is not None:
+                _bump(self._parent_keys, (old.encryption_key,), -1)
+            if value is not None:
+                _bump(self._parent_keys, (value.encryption_key,), 1)
 
     def _replace_leaf_value(self, x: int, value: TreeNode) -> None:
         """Store a leaf slot's value, keeping the member summary current."""
@@ -333,7 +367,7 @@ class RatchetTree:
         cached = self._hashes[x]
         if cached is not None:
             return cached
-        if self._hashes.count(None) > _BULK_HASH_THRESHOLD:
+        if self._missing_hashes > _BULK_HASH_THRESHOLD:
             self._hash_all()
             return self._hashes[x]  # type: ignore[return-value]
         raw = None if self._nodes[x] is None else self.encoded(x)
@@ -343,6 +377,7 @@ class RatchetTree:
             left, right = self.tree_hash(tm.left(x)), self.tree_hash(tm.right(x))
             digest = self.suite.hash(_parent_hash_input(raw, left, right))
         self._hashes[x] = digest
+        self._missing_hashes -= 1
         return digest
 
     def _hash_all(self) -> None:
@@ -362,6 +397,7 @@ class RatchetTree:
                     left, right = hashes[x - half], hashes[x + half]
                     hashes[x] = h(_parent_hash_input(raw, left, right))  # type: ignore[arg-type]
             k += 1
+        self._missing_hashes = 0
 
     def all_tree_hashes(self) -> list[bytes]:
         """§7.8: the tree hash of every node, by node index."""
@@ -481,11 +517,12 @@ class RatchetTree:
             raise TreeError(f"leaf {leaf_index} is outside the tree of {self._n_leaves} leaves")
 
     def _invalidate(self, x: int) -> None:
-        self._hashes[x] = None
-        self._res[x] = None
-        for p in tm.direct_path(x, self._n_leaves):
-            self._hashes[p] = None
-            self._res[p] = None
+        hashes, res = self._hashes, self._res
+        for y in (x, *tm.direct_path(x, self._n_leaves)):
+            if hashes[y] is not None:
+                hashes[y] = None
+                self._missing_hashes += 1
+            res[y] = None
 
     def set_node(self, x: int, value: TreeNode) -> None:
         """Store ``value`` at node ``x``, invalidating the caches of its direct path."""
@@ -495,8 +532,7 @@ class RatchetTree:
         if tm.is_leaf(x):
             self._replace_leaf_value(x, value)
         else:
-            self._nodes[x] = value
-            self._raw[x] = None
+            self._replace_parent_value(x, value)
         self._invalidate(x)
 
     def set_leaf(self, leaf_index: int, leaf: LeafNode | None) -> None:
@@ -508,8 +544,7 @@ class RatchetTree:
         """§7.4: blank every node of the leaf's direct path (not the leaf itself)."""
         self._check_leaf(leaf_index)
         for p in tm.direct_path(2 * leaf_index, self._n_leaves):
-            self._nodes[p] = None
-            self._raw[p] = None
+            self._replace_parent_value(p, None)
         self._invalidate(2 * leaf_index)
 
     def _extend(self) -> None:
@@ -517,6 +552,7 @@ class RatchetTree:
         grow = len(self._nodes) + 1
         self._nodes.extend([None] * grow)
         self._hashes.extend([None] * grow)
+        self._missing_hashes += grow
         self._res.extend([None] * grow)
         self._raw.extend([None] * grow)
         self._n_leaves *= 2
@@ -528,7 +564,11 @@ class RatchetTree:
             if any(n is not None for n in self._nodes[2 * half :: 2]):
                 return
             keep = tm.node_width(half)
+            if self._parent_keys is not None:  # keep is odd: [keep::2] are the dropped parents
+                dropped = [n.encryption_key for n in self._nodes[keep::2] if n is not None]
+                _bump(self._parent_keys, dropped, -1)
             del self._nodes[keep:]
+            self._missing_hashes -= self._hashes[keep:].count(None)  # once per halving
             del self._hashes[keep:]
             del self._res[keep:]
             del self._raw[keep:]
