@@ -17,7 +17,7 @@ import pytest_asyncio
 from moqmls.moqt import events as ev
 from moqmls.moqt import relay as relay_mod
 from moqmls.moqt.client import connect
-from moqmls.moqt.relay import Relay
+from moqmls.moqt.relay import Relay, RelayConfig
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -71,3 +71,46 @@ async def test_subscribe_with_history(
     finally:
         await pub_c.close()
         await sub_c.close()
+
+
+@pytest.mark.parametrize(
+    ("pub_draft", "link_draft", "sub_draft"),
+    [
+        ("moqt-18", "moqt-22", "moqt-22"),
+        ("moqt-22", "moqt-18", "moqt-22"),
+        ("moqt-22", "moqt-22", "moqt-18"),
+    ],
+)
+async def test_history_through_chained_relays(
+    monkeypatch: pytest.MonkeyPatch, pub_draft: str, link_draft: str, sub_draft: str
+) -> None:
+    # the publisher is on A, the late subscriber on B: B knows nothing of the track's past,
+    # so it reports A's LARGEST_OBJECT and fills (or answers the FETCH) by fetching from A
+    real_open = relay_mod.open_connection
+
+    async def open_link(*args: Any, **kw: Any) -> Any:
+        return await real_open(*args, **{**kw, "alpns": (link_draft,)})
+
+    monkeypatch.setattr(relay_mod, "open_connection", open_link)
+    a = Relay()
+    await a.start("127.0.0.1", 0)
+    b = Relay(RelayConfig(upstream=f"moqt://127.0.0.1:{a.port}"))
+    await b.start("127.0.0.1", 0)
+    pub_c = await connect(f"moqt://127.0.0.1:{a.port}", verify=False, alpns=(pub_draft,))
+    sub_c = await connect(f"moqt://127.0.0.1:{b.port}", verify=False, alpns=(sub_draft,))
+    try:
+        assert b.upstream is not None and b.upstream.session.profile.alpn == link_draft
+        pub = await pub_c.publish(("grp-chain-fill", "commit"), "nia")
+        for g in range(3):
+            await pub.write(g, 0, b"old-%d" % g)
+        await asyncio.sleep(0.2)
+        stream = await sub_c.subscribe(("grp-chain-fill", "commit"), "nia", history=True)
+        got = sorted([(await stream.get(5)).payload for _ in range(3)])
+        assert got == [b"old-0", b"old-1", b"old-2"]
+        await pub.write(3, 0, b"live")
+        assert (await stream.get(5)).payload == b"live"
+    finally:
+        await pub_c.close()
+        await sub_c.close()
+        await b.close(grace=0.05)
+        await a.close(grace=0.05)

@@ -67,6 +67,8 @@ class Track:
     subscribers: dict[Peer, int] = field(default_factory=dict)
     upstream_pending: dict[Peer, int] = field(default_factory=dict)
     waiting: list[tuple[Peer, int]] = field(default_factory=list)
+    #: LARGEST_OBJECT reported by upstream publishers (SUBSCRIBE_OK), §9.2.9
+    upstream_largest: Location | None = None
 
 
 @dataclass
@@ -78,6 +80,8 @@ class FetchPipe:
     key: TrackKey
     accepted: bool = False
     finished: bool = False
+    #: feeds the fill stream of a downstream SUBSCRIBE (FILL_PARAMETERS), not a FETCH
+    fill: bool = False
 
 
 @dataclass(eq=False)
@@ -281,7 +285,10 @@ class Relay:
             self._settle_waiting(track)
         for pipe in peer.fetch_pipes.values():
             if pipe.down.alive():
-                pipe.down.session.reject(pipe.down_rid, 0x0, "upstream lost")
+                if pipe.fill:
+                    pipe.down.session.end_fill(pipe.down_rid)
+                else:
+                    pipe.down.session.reject(pipe.down_rid, 0x0, "upstream lost")
                 pipe.down.proto.schedule_flush()
         if peer is self.upstream:
             self.upstream = None
@@ -464,8 +471,13 @@ class Relay:
             src.routes[rid] = track
             src.proto.schedule_flush()
 
+    def _largest(self, track: Track) -> Location | None:
+        """LARGEST_OBJECT for a track: the larger of cached and upstream-reported (§9.2.9)."""
+        known = [x for x in (self.cache.largest(track.key), track.upstream_largest) if x]
+        return max(known) if known else None
+
     def _accept_subscriber(self, peer: Peer, request_id: int, track: Track) -> None:
-        peer.session.accept_subscribe(request_id, self.cache.largest(track.key), track.properties)
+        peer.session.accept_subscribe(request_id, self._largest(track), track.properties)
         track.subscribers[peer] = request_id
         peer.routes[request_id] = track
         fill = peer.fills.pop(request_id, None)
@@ -476,12 +488,13 @@ class Relay:
     def _serve_fill(
         self, peer: Peer, request_id: int, track: Track, fill: dict[str, Any], sub_filter: Any
     ) -> None:
-        """The fill stream of a SUBSCRIBE with FILL_PARAMETERS (draft-20 on), from the cache.
+        """The fill stream of a SUBSCRIBE with FILL_PARAMETERS (draft-20 on).
 
         Its range is FILL_PARAMETERS' LOCATION_FILTER, else the subscription's, read as a
-        FETCH's: capped at Largest Object; an empty range opens no stream.
+        FETCH's: capped at Largest Object; an empty range opens no stream. Served from the
+        cache, or by a FETCH upstream (of either draft) when the cache does not cover it.
         """
-        largest = self.cache.largest(track.key)
+        largest = self._largest(track)
         if largest is None:
             return
         flt = fill.get("subscription_filter", sub_filter)
@@ -489,7 +502,16 @@ class Relay:
         if last is None or last > largest:
             last = largest
         end = Location(last.group, last.object + 1) if last.object < MAX_VI64 else last
-        objects = self.cache.range(track.key, start, end, self._now())
+        now = self._now()
+        objects = self.cache.range(track.key, start, end, now)
+        earliest = self.cache.earliest(track.key, now)
+        if not objects or earliest is None or start < earliest:
+            sources = self._sources(track.key, exclude=peer)
+            if sources:
+                rid = sources[0].session.fetch(track.key[0], track.key[1], start, end)
+                sources[0].fetch_pipes[rid] = FetchPipe(peer, request_id, track.key, fill=True)
+                sources[0].proto.schedule_flush()
+                return
         if not objects:
             return
         for obj in objects:
@@ -520,13 +542,19 @@ class Relay:
         del track.upstream_pending[peer]
         track.publishers[peer] = e.request_id
         track.properties = e.track_properties or track.properties
+        largest = e.params.get("largest_object")
+        if isinstance(largest, Location):
+            track.upstream_largest = max(largest, track.upstream_largest or largest)
         self._settle_waiting(track)
 
     def _on_rejected(self, peer: Peer, e: ev.RequestRejected) -> None:
         pipe = peer.fetch_pipes.pop(e.request_id, None)
         if pipe is not None:
             if pipe.down.alive():
-                pipe.down.session.reject(pipe.down_rid, e.error_code, e.reason)
+                if pipe.fill:  # the subscription stands; its fill just ends
+                    pipe.down.session.end_fill(pipe.down_rid)
+                else:
+                    pipe.down.session.reject(pipe.down_rid, e.error_code, e.reason)
                 pipe.down.proto.schedule_flush()
             return
         track = peer.routes.pop(e.request_id, None)
@@ -585,9 +613,10 @@ class Relay:
         pipe = peer.fetch_pipes.get(e.request_id)
         if pipe is None or not pipe.down.alive():
             return
-        pipe.down.session.accept_fetch(
-            pipe.down_rid, e.end_location, e.end_of_track, e.track_properties
-        )
+        if not pipe.fill:
+            pipe.down.session.accept_fetch(
+                pipe.down_rid, e.end_location, e.end_of_track, e.track_properties
+            )
         pipe.accepted = True
         self._finish_pipe(peer, e.request_id, pipe)
 
@@ -601,7 +630,10 @@ class Relay:
         if pipe.accepted and pipe.finished:
             peer.fetch_pipes.pop(rid, None)
             if pipe.down.alive():
-                pipe.down.session.end_fetch(pipe.down_rid)
+                if pipe.fill:
+                    pipe.down.session.end_fill(pipe.down_rid)
+                else:
+                    pipe.down.session.end_fetch(pipe.down_rid)
                 pipe.down.proto.schedule_flush()
 
     # --- namespaces -------------------------------------------------------------------------
