@@ -139,7 +139,7 @@ def new_plain_object(
     encrypted_properties: tuple[Property, ...],
     padding: int,
 ) -> PlainObject:
-    """``PlainObject(...)`` for the per-object path, about 6x faster than its constructor.
+    """``PlainObject(...)`` for the per-object path, about 4x faster than its constructor.
 
     A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``; filling
     a writable twin with the same slots and then giving it PlainObject's class yields the same
@@ -217,8 +217,8 @@ class TrackKeys:
     """moq_key, moq_salt and the keyed AEAD for one track and Key ID (§3.7).
 
     Derived once per track and epoch, with everything every object of the track shares
-    precomputed: the salt as an integer, the Key ID property, its encoding and the AAD layout
-    around it. `protect` and `unprotect` are the per-object path.
+    precomputed: the salt as the two integers the nonce XORs with, the Key ID property, its
+    encoding and the AAD layout around it. `protect` and `unprotect` are the per-object path.
     ``uses`` counts AEAD invocations against ``usage_limit`` (§6.3): encryptions for every
     suite, decryptions too for the CTR-HMAC suites.
     """
