@@ -356,7 +356,7 @@ class Relay:
         if not peer.alive() or peer in track.publishers:
             return
         params: dict[str, Any] = {"forward": 1}
-        largest = self.cache.largest(track.key)
+        largest = self._largest(track)
         if largest is not None:
             params["largest_object"] = largest
         rid = peer.session.publish(track.key[0], track.key[1], params, track.properties)
