@@ -10,7 +10,7 @@ from moqmls.moqt.codec import Location, decode_one, encode_message
 from moqmls.moqt.errors import EncodeError, MoQTError
 from moqmls.moqt.objects import DataStreamParser, PaddingHeader
 from moqmls.moqt.profile import PROFILES, profile_for_alpn
-from moqmls.moqt.profile22 import DRAFT_22, OPEN_END, LocationFilter
+from moqmls.moqt.profile22 import DRAFT_22, OPEN_END, LocationFilter, RangeFilter
 from moqmls.moqt.varint import MAX_VI64
 
 from .corpus import Case, d18, d22, wire
@@ -123,3 +123,9 @@ def test_fill_parameters_for_a_range() -> None:
     }
     assert P.fill_parameters(Location(0, 0), OPEN_END) == {}
     assert profile_for_alpn("moqt-18").fill_parameters is None
+
+
+def test_range_filter_set_id_is_eight_bits() -> None:
+    msg = m.Subscribe(0, (), b"", {"subgroup_filter": (RangeFilter(256, ((1, 2),)),)})
+    with pytest.raises(EncodeError):
+        encode_message(msg, P)

@@ -115,6 +115,8 @@ class _RangeFilterKind:
     def encode(self, value: Any, profile: Profile, message: str) -> bytes:
         if value is None:
             return b"\x00"  # Length 0 removes the filter (REQUEST_UPDATE)
+        if not 0 <= value.set_id <= 255:
+            raise EncodeError(f"SetID {value.set_id} is not 8 bits")
         body = [bytes((value.set_id,))]
         if self.with_property:
             body.append(encode_vi64(value.property_type or 0))
