@@ -191,6 +191,58 @@ def test_whole_tree_validation_on_join() -> None:
         validate_tree_leaves(SUITE, tree, GROUP_ID)
 
 
+@pytest.fixture(scope="module")
+def big_members() -> list[Member]:
+    """Enough members for the two-thread signature verification (64 leaves and more)."""
+    return [make_member(f"m{i}") for i in range(80)]
+
+
+def _forged(member: Member) -> LeafNode:
+    """The member's leaf with another identity but the old signature."""
+    return dataclasses.replace(member.leaf, credential=Credential.basic(b"forged"))
+
+
+def _with_lifetime(member: Member, lifetime: Lifetime) -> LeafNode:
+    return resigned(member, dataclasses.replace(member.leaf, lifetime=lifetime))
+
+
+@pytest.mark.parametrize(
+    ("bad", "reported"),
+    [
+        pytest.param({70: "forged"}, "leaf 70: signature", id="upper-half"),
+        pytest.param({5: "forged"}, "leaf 5: signature", id="lower-half"),
+        pytest.param({70: "forged", 5: "forged"}, "leaf 5: signature", id="lowest-first"),
+        # Leaf by leaf, in index order: leaf 3's lifetime before leaf 60's signature, and
+        # leaf 3's signature before its own lifetime.
+        pytest.param({60: "forged", 3: "expired"}, "lifetime", id="fields-in-order"),
+        pytest.param({3: "expired-forged"}, "leaf 3: signature", id="signature-first"),
+    ],
+)
+def test_whole_tree_errors_do_not_depend_on_threads(
+    big_members: list[Member], bad: dict[int, str], reported: str
+) -> None:
+    expired = Lifetime(0, 10)
+    leaves = [m.leaf for m in big_members]
+    for index, kind in bad.items():
+        member = big_members[index]
+        if kind == "forged":
+            leaves[index] = _forged(member)
+        elif kind == "expired":
+            leaves[index] = _with_lifetime(member, expired)
+        else:
+            leaves[index] = dataclasses.replace(_with_lifetime(member, expired), signature=b"x")
+    tree = RatchetTree.with_creator(SUITE, leaves[0])
+    for leaf in leaves[1:]:
+        tree.add_leaf(leaf)
+    for _ in range(3):
+        with pytest.raises(LeafNodeValidationError, match=reported):
+            validate_tree_leaves(SUITE, tree, GROUP_ID, now=1_700_000_000)
+
+
+def test_whole_large_tree_is_valid(big_members: list[Member]) -> None:
+    validate_tree_leaves(SUITE, group_of(*big_members), GROUP_ID, now=1_700_000_000)
+
+
 @pytest.mark.parametrize("source", list(LeafNodeSource))
 def test_tbs_sliced_from_the_encoding_equals_the_struct(source: LeafNodeSource) -> None:
     leaf = make_member("A").leaf

@@ -9,7 +9,8 @@ Credential validation beyond the credential type (§5.3.1) belongs to the applic
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from moqmls.mls.codec import encode_varint
 from moqmls.mls.crypto import CipherSuite
@@ -175,13 +176,22 @@ def validate_tree_leaves(
     required: RequiredCapabilities | None = None,
     now: int | None = None,
 ) -> None:
-    """§7.3 for every leaf of a tree being joined (§12.4.3.1), in one linear pass."""
+    """§7.3 for every leaf of a tree being joined (§12.4.3.1), in one linear pass.
+
+    The signatures are verified first (see `_signatures_valid`); the leaves are then checked in
+    index order, each leaf's signature before its other fields, so the error raised for a tree
+    with several bad leaves is always the same one.
+    """
+    members = list(tree.members())
+    jobs = [(leaf, index, tree.encoded(2 * index)) for index, leaf in members]
+    valid = _signatures_valid(suite, group_id, jobs)
     in_use: set[int] = set()
     supported_by_all: set[int] | None = None
     signature_keys: set[bytes] = set()
     encryption_keys: set[bytes] = set()
-    for index, leaf in tree.members():
-        verify_leaf_signature(suite, leaf, group_id, index, tree.encoded(2 * index))
+    for (index, leaf), signature_ok in zip(members, valid, strict=True):
+        if not signature_ok:
+            raise LeafNodeValidationError(f"leaf {index}: signature does not verify")
         check_own_fields(leaf, required, now)
         in_use.add(leaf.credential.credential_type)
         offered = set(leaf.capabilities.credentials)
@@ -192,3 +202,29 @@ def validate_tree_leaves(
         encryption_keys.add(leaf.encryption_key)
     if supported_by_all is not None and not in_use <= supported_by_all:
         raise LeafNodeValidationError("a credential type in use is not supported by every member")
+
+
+# Below this many leaves one thread verifies them all (a worker thread costs ~0.1 ms to start).
+_PARALLEL_MIN_LEAVES = 64
+
+_Job = tuple[LeafNode, int, bytes]
+
+
+def _signatures_valid(suite: CipherSuite, group_id: bytes, jobs: Sequence[_Job]) -> list[bool]:
+    """Whether each leaf's signature verifies, in the order of ``jobs``.
+
+    `cryptography` releases the GIL while it verifies, so for a large tree a second thread
+    verifies the upper half while this one does the lower half (twice as fast on two cores).
+    Each result is a plain bool and nothing else is shared, so the outcome does not depend on
+    scheduling; the worker is gone when this returns.
+    """
+
+    def verify(chunk: Sequence[_Job]) -> list[bool]:
+        return [leaf_signature_valid(suite, leaf, group_id, i, raw) for leaf, i, raw in chunk]
+
+    if len(jobs) < _PARALLEL_MIN_LEAVES:
+        return verify(jobs)
+    half = len(jobs) // 2
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mls-verify") as pool:
+        upper = pool.submit(verify, jobs[half:])
+        return verify(jobs[:half]) + upper.result()
