@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -258,12 +259,18 @@ def run(args: argparse.Namespace) -> int:
         _progress(f"{PEER} is not installed (pip install {PEER}); measuring moqmls only")
     results: dict[int, dict[str, float]] = {}
     peer: dict[int, dict[str, float]] = {}
+    load_before = os.getloadavg()[0]
     for n in sizes:
         _progress(f"N = {n}")
         results[n] = measure_moqmls(n, args.repeat)
         if with_peer and n <= args.peer_max_size:
             peer[n] = measure_peer(n)
     print(render_table(results, peer))
+    # The machine is shared: the load says how much the timings may be inflated.
+    print(
+        f"moqmls: median of {args.repeat} run(s); 1-min load average before "
+        f"{load_before:.2f}, after {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+    )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(flat_json(results, peer), fh, indent=2, sort_keys=True)
