@@ -93,3 +93,23 @@ def test_max_objects_per_track() -> None:
         6,
         7,
     ]
+
+
+def test_byte_budget_evicts_the_growing_tracks_own_objects() -> None:
+    big = 1000
+    cache = ObjectCache(default_max_age=None, max_bytes=10 * (big + 64))
+    for g in range(4):
+        cache.put(KP, ObjectData(g, 0, b"k" * big), 0.0)
+    for g in range(20):  # a flooding track
+        cache.put(MEDIA, ObjectData(g, 0, b"m" * big), 0.0)
+    assert cache.bytes <= cache.max_bytes
+    # the KeyPackages survive; the flood keeps only its newest objects
+    assert len(cache.range(KP, Location(0, 0), Location(9, 0), 0.0)) == 4
+    assert [o.group_id for o in cache.range(MEDIA, Location(0, 0), Location(99, 0), 0.0)] == [
+        14,
+        15,
+        16,
+        17,
+        18,
+        19,
+    ]

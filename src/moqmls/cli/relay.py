@@ -77,6 +77,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="most objects cached per track (default: %(default)s)",
     )
     parser.add_argument(
+        "--cache-mb",
+        type=int,
+        default=256,
+        help="byte budget of the whole object cache, in MiB (default: %(default)s)",
+    )
+    parser.add_argument(
         "--auth-token",
         action="append",
         default=None,
@@ -116,6 +122,7 @@ def build_config(args: argparse.Namespace) -> RelayConfig:
         retention=rules,
         default_max_age=default,
         max_objects_per_track=args.max_objects,
+        max_cache_bytes=args.cache_mb << 20,
         auth_tokens=_auth_tokens(args.auth_token),
         upstream=args.upstream,
         upstream_verify=upstream_verify,

@@ -2,7 +2,9 @@
 
 Sans-I/O: time is passed in. Retention is chosen per namespace suffix (the longest
 matching rule wins): an age limit, a limit on the number of newest groups kept, or both.
-Duplicates (same track, group and object) are ignored, as §8.1 allows.
+Duplicates (same track, group and object) are ignored, as §8.1 allows. A byte budget
+bounds the whole cache: a track that pushes it over gives up its own oldest objects first,
+so one flooding publisher cannot evict everyone else's.
 """
 
 from __future__ import annotations
@@ -68,8 +70,11 @@ class ObjectCache:
         rules: Sequence[RetentionRule] = (),
         default_max_age: float | None = 600.0,
         max_objects_per_track: int = 10000,
+        max_bytes: int = 256 << 20,
     ) -> None:
         self.rules = sorted(rules, key=lambda r: len(r.suffix), reverse=True)
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self.default = RetentionRule((), default_max_age, None)
         self.max_objects = max_objects_per_track
         self.tracks: dict[TrackKey, TrackCache] = {}
@@ -87,7 +92,11 @@ class ObjectCache:
         loc = Location(obj.group_id, obj.object_id)
         if loc in track.objects:
             return False
+        size = _size(obj)
+        if size > self.max_bytes:
+            return True  # forwarded but never cached
         track.objects[loc] = (obj, now)
+        self.bytes += size
         if not track.locations or track.locations[-1] < loc:
             track.locations.append(loc)
         else:
@@ -136,6 +145,15 @@ class ObjectCache:
             oldest_group = track.largest.group - rule.max_groups + 1
             while drop < len(track.locations) and track.locations[drop].group < oldest_group:
                 drop += 1
+        freed = sum(_size(track.objects[loc][0]) for loc in track.locations[:drop])
+        while self.bytes - freed > self.max_bytes and drop < len(track.locations) - 1:
+            freed += _size(track.objects[track.locations[drop]][0])
+            drop += 1
         for loc in track.locations[:drop]:
-            del track.objects[loc]
+            self.bytes -= _size(track.objects.pop(loc)[0])
         del track.locations[:drop]
+
+
+def _size(obj: ObjectData) -> int:
+    """Bytes an object holds in the cache (payload and properties, roughly)."""
+    return len(obj.payload) + 16 * len(obj.properties) + 64

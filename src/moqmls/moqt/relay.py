@@ -47,6 +47,7 @@ class RelayConfig:
     retention: Sequence[RetentionRule] = ()
     default_max_age: float | None = 600.0
     max_objects_per_track: int = 10000
+    max_cache_bytes: int = 256 << 20
     #: token -> track names the session holding it may publish; None disables auth.
     auth_tokens: Mapping[bytes, frozenset[bytes]] | None = None
     upstream: str | None = None
@@ -119,7 +120,10 @@ class Relay:
     def __init__(self, config: RelayConfig | None = None) -> None:
         self.config = config or RelayConfig()
         self.cache = ObjectCache(
-            self.config.retention, self.config.default_max_age, self.config.max_objects_per_track
+            self.config.retention,
+            self.config.default_max_age,
+            self.config.max_objects_per_track,
+            self.config.max_cache_bytes,
         )
         self.tracks: dict[TrackKey, Track] = {}
         self.peers: set[Peer] = set()
