@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -47,6 +47,8 @@ Discovery = Literal["auto", "tracks", "namespace"]
 Announce = Literal["auto", "publish", "namespace"]
 
 REQUEST_TIMEOUT = 10.0
+#: How many (track, group, object) keys an ObjectStream remembers for de-duplication.
+DEDUP_WINDOW = 200_000
 
 
 def to_namespace(namespace: NamespaceLike) -> Namespace:
@@ -93,7 +95,8 @@ class ObjectStream:
     """Objects of one subscription (one track or a namespace prefix), as an async iterator.
 
     Objects are de-duplicated by (namespace, track name, group, object) across every
-    SUBSCRIBE, PUBLISH and FETCH feeding this stream.
+    SUBSCRIBE, PUBLISH and FETCH feeding this stream; the newest `DEDUP_WINDOW` keys are
+    remembered, so a long-lived media stream does not grow without bound.
     """
 
     def __init__(
@@ -113,6 +116,7 @@ class ObjectStream:
         self.track_names = track_names or (lambda ns: [ns[-1]])
         self._queue: asyncio.Queue[MoQTObject | None] = asyncio.Queue()
         self._seen: set[tuple[Namespace, bytes, int, int]] = set()
+        self._seen_order: deque[tuple[Namespace, bytes, int, int]] = deque()
         self.closed = False
         self.mode: str = "track" if track_name is not None else discovery
         self.namespaces: set[Namespace] = set()
@@ -139,6 +143,9 @@ class ObjectStream:
         if key in self._seen or self.closed:
             return False
         self._seen.add(key)
+        self._seen_order.append(key)
+        if len(self._seen_order) > DEDUP_WINDOW:
+            self._seen.discard(self._seen_order.popleft())
         self._queue.put_nowait(obj)
         return True
 
