@@ -210,14 +210,17 @@ def test_restore_rejects_garbage() -> None:
 
 
 def test_restore_checks_the_tree_against_the_context() -> None:
-    """A saved ratchet tree (or secret tree) that is not the saved epoch's is refused."""
+    """A saved ratchet tree (or secret tree) that is not the saved epoch's is refused, and so is
+    a saved value outside its range."""
     three = _group_of([b"alice", b"bob", b"carol"])[0]
     two = _group_of([b"dave", b"erin"])[0]
     saved = _SavedGroup.decode(three.to_bytes())
     other = _SavedGroup.decode(two.to_bytes())
     wrong_tree = dataclasses.replace(saved, ratchet_tree=other.ratchet_tree)
     wrong_secrets = dataclasses.replace(saved, secret_tree=other.secret_tree)
-    for bad in (wrong_tree, wrong_secrets):
+    no_wire_format = dataclasses.replace(saved, handshake_wire_format=0x7777)
+    not_a_member = dataclasses.replace(saved, own_leaf=3)
+    for bad in (wrong_tree, wrong_secrets, no_wire_format, not_a_member):
         with pytest.raises(DecodeError):
             Group.from_bytes(bad.encode())
 

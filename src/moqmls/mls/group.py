@@ -1354,6 +1354,8 @@ def _decode_state(data: bytes) -> Group:
     if tree.tree_hash() != saved.context.tree_hash:
         raise DecodeError("saved ratchet tree does not match the saved group context")
     tree.summary()
+    if tree.leaf(saved.own_leaf) is None:
+        raise DecodeError(f"saved own leaf {saved.own_leaf} is not a member of the saved tree")
     private = PrivateTree(saved.own_leaf, {k.node: (k.public, k.private) for k in saved.node_keys})
     if saved.secret_tree.n_leaves != tree.n_leaves:
         raise DecodeError("saved secret tree does not match the saved ratchet tree")
@@ -1378,7 +1380,7 @@ def _decode_state(data: bytes) -> Group:
     return Group(
         state,
         external_psks={p.psk_id: p.psk for p in saved.external_psks},
-        handshake_wire_format=WireFormat(saved.handshake_wire_format),
+        handshake_wire_format=guard_decode(lambda: WireFormat(saved.handshake_wire_format)),
         ratchet_tree_in_welcome=bool(saved.ratchet_tree_in_welcome),
         active=bool(saved.active),
     )
