@@ -303,3 +303,19 @@ async def test_goaway_with_new_uri_moves_clients_to_another_relay() -> None:
         await pub_c.close()
         await sub_c.close()
         await new.close(grace=0.05)
+
+
+async def test_namespace_published_track_reaches_subscribe_tracks_once_known(relay: Relay) -> None:
+    ns = ("grp-mixed", "kp")
+    async with clients(relay, 3) as (pub_c, direct, watcher):
+        pub = await pub_c.publish(ns, "nia", announce="namespace")
+        stream = await watcher.subscribe_tracks(ns)
+        assert stream.mode == "tracks"
+        # the relay learns the track name when someone SUBSCRIBEs by name ...
+        one = await direct.subscribe(ns, "nia")
+        await asyncio.sleep(0.2)
+        await pub.write(0, 0, b"hello")
+        assert (await one.get(5)).payload == b"hello"
+        # ... and from then on offers it to SUBSCRIBE_TRACKS subscribers as well
+        got = await stream.get(5)
+        assert (got.track_name, got.payload) == (b"nia", b"hello")

@@ -550,6 +550,15 @@ class Relay:
         if isinstance(largest, Location):
             track.upstream_largest = max(largest, track.upstream_largest or largest)
         self._settle_waiting(track)
+        # a track learnt through a namespace publisher is now known by name: offer it to
+        # SUBSCRIBE_TRACKS subscribers too (§6.1)
+        self._offer_to_track_subscribers(track, source=peer)
+
+    def _offer_to_track_subscribers(self, track: Track, source: Peer) -> None:
+        for other in list(self.peers):
+            wants = any(namespace_matches(p, track.key[0]) for p in other.track_subs.values())
+            if wants and other is not source and other not in track.subscribers and other.alive():
+                self._offer_track(other, track)
 
     def _on_rejected(self, peer: Peer, e: ev.RequestRejected) -> None:
         pipe = peer.fetch_pipes.pop(e.request_id, None)
