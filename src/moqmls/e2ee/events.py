@@ -168,7 +168,10 @@ class Release:
 
 @dataclass(frozen=True)
 class QueryStatus:
+    """The group's status; with `messages`, also the stored Commit and Welcome of `epoch`."""
+
     epoch: int | None
+    messages: bool = True
 
 
 LockOp = CreateOrJoin | AcquireLock | Complete | Release | QueryStatus
@@ -197,6 +200,8 @@ class Publish:
     group: int
     object: int
     payload: bytes
+    #: the last object of its MoQT group: the subgroup stream is closed after it.
+    end_of_group: bool = False
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ class LockAdapter:
         if isinstance(op, ev.Release):
             await self.client.release(op.token)
             return ev.Released()
-        return await self._status(op.epoch)
+        return await self._status(op.epoch if op.messages else None, op.epoch)
 
     async def _complete(self, op: ev.Complete) -> ev.LockResult:
         if not op.commit:  # the creation lease: no commit, the group starts at epoch 0
@@ -74,8 +74,12 @@ class LockAdapter:
         assert isinstance(done, Fenced)
         return ev.Fenced()
 
-    async def _status(self, epoch: int | None) -> ev.Status:
-        """One epoch's winner and stored messages, or the whole history when that is unknown."""
+    async def _status(self, epoch: int | None, asked: int | None) -> ev.Status:
+        """One epoch's winner and stored messages, or the history of winners.
+
+        The history is the lighter answer (no Commit or Welcome bytes): members verifying a
+        commit's winner only need it.
+        """
         if epoch is not None:
             record = await self.client.epoch(self.group, epoch)
             if record is not None:
@@ -87,4 +91,4 @@ class LockAdapter:
         winners = {
             h.epoch: ev.Winner(bytes.fromhex(h.commit_hash), h.committer) for h in status.history
         }
-        return ev.Status(status.exists, status.epoch or 0, winners, epoch)
+        return ev.Status(status.exists, status.epoch or 0, winners, asked)

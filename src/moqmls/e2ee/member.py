@@ -49,7 +49,7 @@ class MemberConfig:
     """Timing of a member; every duration is in seconds."""
 
     #: wait this long after the first pending change so that concurrent joins batch.
-    batch_window: float = 0.02
+    batch_window: float = 0.005
     #: extra wait per rank (leaf order among non-departing members) before taking the lock.
     rank_stagger: float = 0.05
     #: re-publish our KeyPackage (same bytes, next object) this often: liveness and re-announce.
@@ -298,16 +298,24 @@ class Member:
         self._emit(ev.LockCall(op_id, op))
         return op_id
 
-    def _query_status(self, epoch: int | None) -> None:
+    def _query_status(self, epoch: int | None, messages: bool = True) -> None:
+        """Ask the lock service; `messages=False` when only the winners are needed."""
         if epoch in self._status_inflight:
             return
         self._status_inflight.add(epoch)
-        self._lock(ev.QueryStatus(epoch))
+        self._lock(ev.QueryStatus(epoch, messages))
 
     def _publish(self, kind: TrackKind, group: int, obj: int, payload: bytes) -> None:
+        # Commit, Welcome and leave request are alone in their MoQT group: closing the
+        # subgroup stream right away keeps the number of open QUIC streams small.
         self._emit(
             ev.Publish(
-                self.tracks.namespace(kind), sender_track(self.sender_id), group, obj, payload
+                self.tracks.namespace(kind),
+                sender_track(self.sender_id),
+                group,
+                obj,
+                payload,
+                end_of_group=kind is not TrackKind.KEYPACKAGE,
             )
         )
 
@@ -463,7 +471,7 @@ class Member:
                 return
             winner = self._winners.get(prov.epoch)
             if winner is None:
-                self._query_status(prov.epoch)
+                self._query_status(prov.epoch, messages=False)
             elif winner.committer == prov.sender:
                 self._adopt(prov.group, "welcomed", prov.sender, now)
                 return
@@ -513,6 +521,9 @@ class Member:
         self._buffer.setdefault(obj.group, {})[commit_hash(obj.payload)] = _Candidate(
             obj.sender, obj.payload, now
         )
+        if self.phase is Phase.WAITING and self.config.verify_winners:
+            # our Welcome may be right behind this Commit: learn the epoch's winner now
+            self._query_status(obj.group, messages=False)
         if self.is_member:
             self._advance(now)
 
@@ -538,7 +549,7 @@ class Member:
         if winner is None:
             if not self.config.verify_winners and len(candidates) == 1:
                 return next(iter(candidates.items()))
-            self._query_status(epoch)
+            self._query_status(epoch, messages=False)
             return None
         for digest in [d for d in candidates if d != winner.commit_hash]:
             self._drop(
@@ -683,6 +694,7 @@ class Member:
         """The group moved past `epoch` but the lock service kept no record of it."""
         return (
             query.epoch == epoch
+            and query.messages
             and status.exists
             and status.epoch > epoch
             and status.commit is None

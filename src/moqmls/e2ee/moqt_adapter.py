@@ -100,6 +100,7 @@ class MoQTTransport:
         obj: int,
         payload: bytes,
         properties: MoQTProperties = (),
+        end_of_group: bool = False,
     ) -> None:
         key = (namespace, track)
         pub = self._publishers.get(key)
@@ -110,7 +111,7 @@ class MoQTTransport:
                 if pub is None:
                     pub = await self.client.publish(namespace, track, keep=KEEP_OBJECTS)
                     self._publishers[key] = pub
-        await pub.write(group, obj, payload, properties)
+        await pub.write(group, obj, payload, properties, end_of_group=end_of_group)
 
     async def fetch(self, namespace: Namespace, track: bytes, group: int, obj: int) -> bytes | None:
         try:

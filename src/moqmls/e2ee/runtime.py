@@ -71,6 +71,7 @@ class Transport(Protocol):
         obj: int,
         payload: bytes,
         properties: MoQTProperties = (),
+        end_of_group: bool = False,
     ) -> None: ...
 
     async def fetch(
@@ -159,7 +160,7 @@ class GroupMember:
         self._tasks: list[asyncio.Task[None]] = []
         self._side: set[asyncio.Task[None]] = set()
         self._subscribed: set[Namespace] = set()
-        self._media_objects: dict[tuple[Namespace, bytes, int], int] = {}
+        self._media_groups: dict[tuple[Namespace, bytes], int] = {}
         self._closing = False
 
     # ------------------------------------------------------------ lifecycle
@@ -262,12 +263,13 @@ class GroupMember:
         ns = namespace or self.core.media[0]
         if not self.is_member:
             raise NotMemberError(f"{self.sender_id} is not a member")
-        epoch = self.core.epoch
-        key = (ns, track, epoch)
-        obj_id = self._media_objects.get(key, 0)
-        self._media_objects[key] = obj_id + 1
+        # One object per MoQT group, its stream closed at once: a subscriber then holds one
+        # open QUIC stream per track only while an object is in flight. (group, object) never
+        # repeats on a track, so no Secure Objects nonce repeats under any Key ID.
+        group = self._media_groups.get((ns, track), 0)
+        self._media_groups[(ns, track)] = group + 1
         sealed = self.keyring.protect(
-            ns, track, PlainObject(epoch, obj_id, payload, publisher_priority=MEDIA_PRIORITY)
+            ns, track, PlainObject(group, 0, payload, publisher_priority=MEDIA_PRIORITY)
         )
         transport = await self._session()
         await transport.publish(
@@ -277,6 +279,7 @@ class GroupMember:
             sealed.object_id,
             sealed.payload,
             to_moqt_properties(sealed.immutable_properties),
+            end_of_group=True,
         )
         self.media_stats.sent += 1
         return sealed.key_id
@@ -450,37 +453,57 @@ class GroupMember:
         self._feed(ev.ObjectReceived(kind, sender, rec.group, rec.object, rec.payload))
 
     async def _io_loop(self) -> None:
-        """Carry out MoQT actions in order; lock calls and fetches run beside."""
+        """Carry out MoQT actions in order; lock calls and fetches run beside.
+
+        Consecutive subscriptions go out together (one round trip, not one each); whatever
+        follows them waits until all are answered, so a KeyPackage is never published before
+        the member listens for its Welcome.
+        """
+        carry: ev.Action | None = None
         while True:
-            action = await self._queue.get()
+            action = carry if carry is not None else await self._queue.get()
+            carry = None
             if isinstance(action, ev.LockCall):
                 self._spawn(self._lock_call(action))
-                continue
-            if isinstance(action, ev.Fetch):
+            elif isinstance(action, ev.Fetch):
                 self._spawn(self._fetch(action))
-                continue
-            if self.core.phase is Phase.ENDED and isinstance(action, ev.Subscribe):
-                continue
-            try:
-                transport = await self._session()
-                if isinstance(action, ev.Subscribe):
-                    if action.namespace not in self._subscribed:
-                        self._subscribed.add(action.namespace)
-                        await transport.subscribe_tracks(action.namespace)
-                elif isinstance(action, ev.Unsubscribe):
-                    if action.namespace in self._subscribed:
-                        self._subscribed.discard(action.namespace)
-                        await transport.unsubscribe_tracks(action.namespace)
-                elif isinstance(action, ev.Publish):
-                    await transport.publish(
-                        action.namespace,
-                        action.track,
-                        action.group,
-                        action.object,
-                        action.payload,
-                    )
-            except Exception as exc:  # a session failure must not stop the member
-                log.info("%s: %s failed: %r", self.sender_id, type(action).__name__, exc)
+            elif isinstance(action, ev.Subscribe):
+                batch = [action]
+                while not self._queue.empty():
+                    nxt = self._queue.get_nowait()
+                    if not isinstance(nxt, ev.Subscribe):
+                        carry = nxt
+                        break
+                    batch.append(nxt)
+                await asyncio.gather(*(self._moqt(a) for a in batch))
+            else:
+                await self._moqt(action)
+
+    async def _moqt(self, action: ev.Action) -> None:
+        """One MoQT action; a session failure is logged, never raised."""
+        if self.core.phase is Phase.ENDED and isinstance(action, ev.Subscribe):
+            return
+        try:
+            transport = await self._session()
+            if isinstance(action, ev.Subscribe):
+                if action.namespace not in self._subscribed:
+                    self._subscribed.add(action.namespace)
+                    await transport.subscribe_tracks(action.namespace)
+            elif isinstance(action, ev.Unsubscribe):
+                if action.namespace in self._subscribed:
+                    self._subscribed.discard(action.namespace)
+                    await transport.unsubscribe_tracks(action.namespace)
+            elif isinstance(action, ev.Publish):
+                await transport.publish(
+                    action.namespace,
+                    action.track,
+                    action.group,
+                    action.object,
+                    action.payload,
+                    end_of_group=action.end_of_group,
+                )
+        except Exception as exc:  # a session failure must not stop the member
+            log.info("%s: %s failed: %r", self.sender_id, type(action).__name__, exc)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         if self._closing:
