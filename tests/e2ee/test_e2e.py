@@ -282,3 +282,13 @@ async def test_the_same_scenario_through_a_three_node_etcd_lock_service() -> Non
     with EtcdCluster(3) as cluster:
         async with World.start("etcd", FAST, store=cluster.spec, on_line=print) as world:
             await _scenario(world)
+
+
+async def test_application_removes_a_member_by_sender_id(world: World) -> None:
+    members = await _grow(world, 3)
+    removed = members[2]
+    members[0].remove("m2")
+    await removed.wait_for(lambda: removed.ended is not None, 20.0)
+    assert removed.ended == "removed"
+    await _check_converged(world, {"m0", "m1"})
+    await _check_media(world, members[:2])
