@@ -3,6 +3,7 @@ among in-memory members: lifecycle, commit staging, replay, removal, persistence
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import pytest
@@ -339,3 +340,30 @@ def test_joiners_must_support_the_group_context_extensions() -> None:
     carol = Group.join_from_welcome(pending.welcome, priv)
     assert carol.group_context.extensions == (custom,)
     _agree([alice, carol])
+
+
+_SAVED = _FUZZ_TARGET.to_bytes()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(_SAVED) - 1), st.integers(0, 255)), max_size=3))
+def test_mutated_saved_state_restores_or_raises_mls_errors_only(
+    flips: list[tuple[int, int]],
+) -> None:
+    """A damaged saved state is refused with an MLSError, or restores into a group whose
+    operations fail (if at all) with MLSErrors too."""
+    data = bytearray(_SAVED)
+    for position, value in flips:
+        data[position] = value
+    try:
+        group = Group.from_bytes(bytes(data))
+    except MLSError:
+        return
+    for operation in (
+        lambda: group.protect(b"m"),
+        lambda: group.commit(),
+        lambda: group.export_secret(b"label", b"ctx", 32),
+        lambda: group.to_bytes(),
+    ):
+        with contextlib.suppress(MLSError):
+            operation()
