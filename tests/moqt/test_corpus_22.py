@@ -129,3 +129,16 @@ def test_range_filter_set_id_is_eight_bits() -> None:
     msg = m.Subscribe(0, (), b"", {"subgroup_filter": (RangeFilter(256, ((1, 2),)),)})
     with pytest.raises(EncodeError):
         encode_message(msg, P)
+
+
+def test_timed_out_range_marker_parses_at_draft_22() -> None:
+    case = d22.FETCH_STREAM_TIMED_OUT
+    assert DataStreamParser(P).feed(case.data) == list(case.value)
+
+
+def test_timed_out_range_marker_is_a_violation_at_draft_18() -> None:
+    # 0x20C did not exist before -20: the -18 parser refuses it as an unknown flag value
+    parser = DataStreamParser(profile_for_alpn("moqt-18"))
+    with pytest.raises(MoQTError) as info:
+        parser.feed(d22.FETCH_STREAM_TIMED_OUT.data)
+    assert info.value.code == 0x3

@@ -215,3 +215,30 @@ def test_requester_fin_cancels_at_draft18() -> None:
     pair = base.Pair()  # base.P is draft-18 here
     s_ev, _ = _subscribe_then_fin(pair)
     assert of(s_ev, ev.RequestClosed)  # -18 §6.1: closing with a FIN cancels
+
+
+def test_timed_out_range_on_a_fill_stream_keeps_the_session(at22: None) -> None:
+    pair = base.Pair()
+    fill = P.fill_parameters
+    assert fill is not None
+    params = {"forward": 1, "fill_parameters": fill(Location(0, 0), OPEN_END)}
+    rid = pair.client.subscribe(NS, b"t", params)
+    _, s_ev = pair.pump()
+    (req,) = of(s_ev, ev.SubscribeRequested)
+    pair.server.accept_subscribe(req.request_id, Location(4, 5))
+    pair.pump()
+    # a peer's fill stream (server-initiated unidirectional; 3 is its control stream):
+    # FETCH_HEADER; {2, 0} "a"; End of Timed-Out Range up to {4, 3}; {4, 5} "b"
+    data = (
+        bytes.fromhex("05") + encode_vi64(req.request_id)
+        + bytes.fromhex("1C 02 00 05 01 61  82 0C 04 03  04 02 01 62")
+    )  # fmt: skip
+    pair.client.receive_stream_data(43, data, True)
+    assert not any(isinstance(c, CloseConnection) for c in pair.client.commands())
+    c_ev, _ = pair.pump()
+    objs = of(c_ev, ev.ObjectReceived)
+    assert [(o.group_id, o.object_id, o.payload, o.request_id) for o in objs] == [
+        (2, 0, b"a", rid),
+        (4, 5, b"b", rid),
+    ]
+    assert not pair.client.closed

@@ -60,11 +60,16 @@ class ObjectData:
 
 @dataclass(frozen=True)
 class EndOfRange:
-    """A FETCH End of Range marker (§10.4.4.2): objects up to here do not exist / unknown."""
+    """A FETCH End of Range marker (§10.4.4.2): objects up to here do not exist / unknown.
+
+    `timed_out` is the End of Timed-Out Range of later drafts (0x20C, -20): the publisher
+    gave up waiting for them.
+    """
 
     group_id: int
     object_id: int
     unknown: bool
+    timed_out: bool = False
 
 
 StreamItem = SubgroupHeader | FetchHeader | PaddingHeader | ObjectData | EndOfRange
@@ -285,8 +290,11 @@ class DataStreamParser:
     def _fetch_object(self, r: Reader) -> ObjectData | EndOfRange:
         flags = r.vi()
         prev = self.previous
-        if flags in (self.bits.fetch_end_nonexistent, self.bits.fetch_end_unknown):
-            marker = EndOfRange(r.vi(), r.vi(), flags == self.bits.fetch_end_unknown)
+        b = self.bits
+        if flags in (b.fetch_end_nonexistent, b.fetch_end_unknown, b.fetch_end_timed_out):
+            marker = EndOfRange(
+                r.vi(), r.vi(), flags == b.fetch_end_unknown, flags == b.fetch_end_timed_out
+            )
             self.previous = ObjectData(marker.group_id, marker.object_id)
             return marker
         if flags >= 0x80:

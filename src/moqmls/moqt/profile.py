@@ -60,6 +60,8 @@ class DataStreamBits:
     subgroup_first_object: int = 0x40
     fetch_end_nonexistent: int = 0x8C
     fetch_end_unknown: int = 0x10C
+    #: End of Timed-Out Range (new in -20); None: the draft has no such marker.
+    fetch_end_timed_out: int | None = None
     status_normal: int = 0x0
     status_end_of_group: int = 0x3
     status_end_of_track: int = 0x4

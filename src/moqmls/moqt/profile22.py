@@ -404,6 +404,7 @@ DRAFT_22 = dataclasses.replace(
     publish_done={k: v for k, v in DRAFT_18.publish_done.items() if k != "SUBSCRIPTION_ENDED"},
     fill_parameters=_fill_parameters,
     fin_cancels_request=False,
+    data=dataclasses.replace(DRAFT_18.data, fetch_end_timed_out=0x20C),
 )
 
 PROFILES[DRAFT_22.alpn] = DRAFT_22

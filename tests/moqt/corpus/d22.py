@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from moqmls.moqt import messages as m
 from moqmls.moqt.codec import Location
+from moqmls.moqt.objects import EndOfRange, FetchHeader, ObjectData
 from moqmls.moqt.profile22 import OPEN_END, LocationFilter, RangeFilter
 
 from . import Case
@@ -400,3 +401,28 @@ REFUSED = [
     # a Range Filter whose End (Start 2^64-1, End delta 1) overflows 2^64-1
     ("range overflow", "03 00 11 00 00 00 01 25 0B 00 FF FF FF FF FF FF FF FF FF 01"),
 ]
+
+# -20 added a third End of Range marker; decoded only (our encoder writes no markers).
+FETCH_STREAM_TIMED_OUT = Case(
+    "FETCH stream with an End of Timed-Out Range marker",
+    (
+        FetchHeader(7),
+        ObjectData(2, 0, b"a", (), 0, 5),
+        EndOfRange(4, 3, False, True),
+        ObjectData(4, 5, b"", (), 0, 5),
+    ),
+    """
+    05 07      | FETCH_HEADER, Request ID 7
+    1C         | Flags 0x1C: Group ID Delta, Object ID Delta, Priority; Subgroup 0;
+               | no Properties
+    02 00      | Group 2, Object 0
+    05         | Priority 5
+    01 61      | Payload Length 1, "a"
+    82 0C      | Flags 0x20C End of Timed-Out Range: vi64 524 = 0x020C, two bytes
+               | (prefix 10, 14 value bits 00 0010 0000 1100)
+    04 03      | up to {4, 3}
+    04         | Flags 0x04: Object ID Delta present; group 4 and Priority 5 from the priors
+    02         | Object ID = prior Object (3, from the marker) + 2 = 5
+    00         | Payload Length 0
+    """,
+)
