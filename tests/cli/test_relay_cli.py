@@ -38,6 +38,22 @@ def test_options_build_a_config() -> None:
     assert config.auth_tokens == {b"t1": frozenset({b"alice", b"bob"})}
 
 
+def test_alpn_order_defaults_to_both_drafts() -> None:
+    config = relay_cli.build_config(_parse())  # type: ignore[arg-type]
+    assert config.alpns == ("moqt-18", "moqt-22")
+    config = relay_cli.build_config(_parse("--alpn", "moqt-22,moqt-18"))  # type: ignore[arg-type]
+    assert config.alpns == ("moqt-22", "moqt-18")
+    config = relay_cli.build_config(_parse("--alpn", "moqt-22"))  # type: ignore[arg-type]
+    assert config.alpns == ("moqt-22",)
+
+
+@pytest.mark.parametrize("spec", ["moqt-17", "", "moqt-18,moqt-18"])
+def test_bad_alpn_is_reported(spec: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = _parse("--alpn", spec, "--listen", "127.0.0.1:0")
+    assert relay_cli.run(args) == 1  # type: ignore[arg-type]
+    assert "--alpn" in capsys.readouterr().err
+
+
 async def test_relay_process_serves_and_goes_away(tmp_path: Path) -> None:
     cert = tmp_path / "relay.pem"
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"))
@@ -50,6 +66,8 @@ async def test_relay_process_serves_and_goes_away(tmp_path: Path) -> None:
         "127.0.0.1:0",
         "--write-cert",
         str(cert),
+        "--alpn",
+        "moqt-22,moqt-18",
         stdout=asyncio.subprocess.PIPE,
         env=env,
     )
@@ -61,6 +79,7 @@ async def test_relay_process_serves_and_goes_away(tmp_path: Path) -> None:
         trust = cert.read_bytes()
         pub_c = await connect(url, verify=trust)
         sub_c = await connect(url, verify=trust)
+        assert (pub_c.alpn, sub_c.alpn) == ("moqt-22", "moqt-22")  # --alpn order decides
         stream = await sub_c.subscribe_tracks(("g", "commit"))
         pub = await pub_c.publish(("g", "commit"), "alice")
         await pub.write(3, 0, b"commit-3")

@@ -1,4 +1,5 @@
-"""`moqmls relay`: a caching MoQT relay over raw QUIC (draft-ietf-moq-transport-18 §8).
+"""`moqmls relay`: a caching MoQT relay over raw QUIC (draft-ietf-moq-transport-18 §8),
+speaking drafts -18 and -22 (ALPN ``moqt-18``/``moqt-22``, order set by ``--alpn``).
 
 Prints the URL it listens on (one line, flushed), then relays until SIGINT or SIGTERM,
 when it sends GOAWAY to every session and stops.
@@ -19,7 +20,8 @@ from cryptography.hazmat.primitives import serialization
 
 from moqmls.moqt.cache import RetentionRule, parse_retention
 from moqmls.moqt.errors import MoQTError
-from moqmls.moqt.quic import certificate_pem, self_signed_certificate
+from moqmls.moqt.profile import PROFILES
+from moqmls.moqt.quic import DEFAULT_ALPNS, certificate_pem, self_signed_certificate
 from moqmls.moqt.relay import Relay, RelayConfig
 
 #: Retention when no --retain is given (DESIGN.md: KeyPackages hours, commits many epochs).
@@ -91,6 +93,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(sender-ids); repeatable. Without it, no authentication.",
     )
     parser.add_argument(
+        "--alpn",
+        default=",".join(DEFAULT_ALPNS),
+        metavar="ALPN[,ALPN...]",
+        help="MoQT drafts accepted, by ALPN, in order of preference: of the drafts a client "
+        "offers, the first in this list is chosen; a client offering none is refused "
+        f"(choices: {', '.join(PROFILES)}; default: %(default)s)",
+    )
+    parser.add_argument(
         "--goaway-timeout-ms",
         type=int,
         default=2000,
@@ -113,6 +123,17 @@ def _auth_tokens(specs: list[str] | None) -> dict[bytes, frozenset[bytes]] | Non
     return table
 
 
+def _alpns(spec: str) -> tuple[str, ...]:
+    alpns = tuple(a.strip() for a in spec.split(",") if a.strip())
+    unknown = [a for a in alpns if a not in PROFILES]
+    if unknown or not alpns or len(set(alpns)) != len(alpns):
+        raise MoQTError(
+            f"--alpn wants distinct drafts from {', '.join(PROFILES)}, comma-separated; "
+            f"got {spec!r}"
+        )
+    return alpns
+
+
 def build_config(args: argparse.Namespace) -> RelayConfig:
     """The relay configuration described by the command line."""
     rules: list[RetentionRule] = [parse_retention(r) for r in (args.retain or DEFAULT_RETENTION)]
@@ -127,6 +148,7 @@ def build_config(args: argparse.Namespace) -> RelayConfig:
         upstream=args.upstream,
         upstream_verify=upstream_verify,
         goaway_timeout_ms=args.goaway_timeout_ms,
+        alpns=_alpns(args.alpn),
     )
 
 

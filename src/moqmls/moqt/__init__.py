@@ -1,9 +1,16 @@
-"""MoQ Transport (draft-ietf-moq-transport-18, ALPN ``moqt-18``): sans-I/O core, aioquic
-adapter, client API and caching relay.
+"""MoQ Transport, drafts -18 and -22 (draft-ietf-moq-transport-18; the -19 to -22 changes
+as ``moq-transport-deltas-19-22.md`` lists them): sans-I/O core, aioquic adapter, client
+API and caching relay.
+
+The draft is negotiated by ALPN (``moqt-18``, ``moqt-22``; `PROFILES`, `DRAFT_18`,
+`DRAFT_22`): clients offer both by default (``connect(..., alpns=...)`` sets the order);
+the relay accepts both (``RelayConfig.alpns``, ``moqmls relay --alpn``) and bridges
+sessions of either draft. A server that accepts none of the offered drafts is reported
+as `VersionNegotiationError`.
 
 Layout: ``codec``/``messages``/``objects`` (wire formats, data-driven from the per-draft
-tables in ``profile``), ``session`` (the sans-I/O state machine), ``quic`` (aioquic
-adapter), ``client`` (the application API), ``cache`` and ``relay``.
+tables in ``profile`` and ``profile22``), ``session`` (the sans-I/O state machine),
+``quic`` (aioquic adapter), ``client`` (the application API), ``cache`` and ``relay``.
 
 Usage::
 
@@ -40,13 +47,16 @@ from moqmls.moqt.errors import (
     RequestCancelledError,
     RequestError,
     SessionClosedError,
+    VersionNegotiationError,
 )
 from moqmls.moqt.profile import DRAFT_18, PROFILES, Profile
+from moqmls.moqt.profile22 import DRAFT_22
 from moqmls.moqt.relay import Relay, RelayConfig
 from moqmls.moqt.session import MoQTSession
 
 __all__ = [
     "DRAFT_18",
+    "DRAFT_22",
     "PROFILES",
     "Location",
     "MoQTClient",
@@ -63,5 +73,6 @@ __all__ = [
     "RetentionRule",
     "SessionClosedError",
     "TrackPublisher",
+    "VersionNegotiationError",
     "connect",
 ]

@@ -1,9 +1,12 @@
 """The asyncio adapter: MoQT sessions over raw QUIC on aioquic
-(draft-ietf-moq-transport-18 §3.1.3 Native QUIC, §3.1 ALPN `moqt-18`).
+(draft-ietf-moq-transport-18 §3.1.3 Native QUIC, §3.1 ALPN; ``moqt-18`` and ``moqt-22``).
 
 `MoQTProtocol` is an aioquic `QuicConnectionProtocol` that feeds QUIC events into a
-sans-I/O `MoQTSession` (profile chosen by the negotiated ALPN), executes its commands and
-hands its events to a callback. QUIC DATAGRAM support is negotiated as §3.1 requires.
+sans-I/O `MoQTSession` (profile chosen by the negotiated ALPN, `PROFILES`), executes its
+commands and hands its events to a callback. Both sides offer every draft in `PROFILES`
+unless told otherwise (`DEFAULT_ALPNS`; the server's order picks among those in common);
+a client refused for want of a common draft gets `VersionNegotiationError`. QUIC DATAGRAM
+support is negotiated as §3.1 requires.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from cryptography.x509.oid import NameOID
 
 from moqmls.moqt import events as ev
 from moqmls.moqt.codec import Properties
-from moqmls.moqt.errors import MoQTError
+from moqmls.moqt.errors import MoQTError, VersionNegotiationError
 from moqmls.moqt.profile import PROFILES, profile_for_alpn
 from moqmls.moqt.session import (
     CloseConnection,
@@ -51,6 +54,9 @@ SOCKET_BUFFER = 1 << 22
 MAX_DATAGRAM_SIZE = 1452
 ACK_DELAY = 0.01
 IMPLEMENTATION = b"moqmls 0.1"
+#: QUIC CRYPTO_ERROR carrying TLS alert 120 no_application_protocol (RFC 9001 §4.8,
+#: RFC 7301 §3.2): the server accepts none of the ALPNs we offered.
+NO_APPLICATION_PROTOCOL = 0x100 + 120
 
 
 class NewRenoCongestionControl(RenoCongestionControl):
@@ -136,6 +142,10 @@ class MoQTProtocol(QuicConnectionProtocol):
         self.terminated: asyncio.Future[tuple[int, str]] = (
             asyncio.get_running_loop().create_future()
         )
+        # A connection that fails its handshake (say, no ALPN in common) fails `ready`
+        # with nobody left to await it; reading the exception here keeps asyncio from
+        # logging "Future exception was never retrieved". Awaiting it still raises.
+        self.ready.add_done_callback(_retrieve)
         self._early: list[qe.QuicEvent] = []
         # Acknowledge at most every ACK_DELAY (below the 25 ms max_ack_delay we advertise)
         # rather than every packet: at hundreds of objects per second per session, ACKs
@@ -294,10 +304,13 @@ async def open_connection(
     config.server_name = host if not _is_ip(host) else "localhost"
     stack = contextlib.AsyncExitStack()
 
+    created: list[MoQTProtocol] = []
+
     def create(*args: Any, **kwargs: Any) -> MoQTProtocol:
         proto = MoQTProtocol(*args, **kwargs)
         proto.handler = handler
         proto.setup_options = ((0x07, IMPLEMENTATION), *setup_options)
+        created.append(proto)
         return proto
 
     try:
@@ -308,10 +321,33 @@ async def open_connection(
             assert isinstance(proto, MoQTProtocol)
             enlarge_socket_buffers(proto._transport)
             await proto.ready
+    except ConnectionError as exc:
+        await stack.aclose()
+        refused = _handshake_error(created, alpns)
+        if refused is None:
+            raise
+        raise refused from exc
     except BaseException:
         await stack.aclose()
         raise
     return proto, stack
+
+
+def _handshake_error(created: list[MoQTProtocol], alpns: tuple[str, ...]) -> MoQTError | None:
+    """The MoQTError for a handshake the server refused for want of a common ALPN."""
+    if not created or not created[0].terminated.done():
+        return None
+    code, reason = created[0].terminated.result()
+    if code != NO_APPLICATION_PROTOCOL:
+        return None
+    return VersionNegotiationError(
+        f"the server accepts none of the MoQT drafts offered ({', '.join(alpns)}): {reason}"
+    )
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def enlarge_socket_buffers(transport: Any, size: int = SOCKET_BUFFER) -> None:
