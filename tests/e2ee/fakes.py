@@ -241,6 +241,9 @@ class FakeLock:
                 None,
             )
         )
+        if commit is not None and op.epoch is not None:  # like the real adapter's record path
+            winners = {op.epoch: self.winners[op.epoch]}
+            return ev.Status(True, op.epoch + 1, winners, op.epoch, commit, welcome, False)
         return ev.Status(self.exists, self.epoch, dict(self.winners), op.epoch, commit, welcome)
 
 

@@ -108,6 +108,8 @@ class Status:
     stored_epoch: int | None = None
     commit: bytes | None = None
     welcome: bytes | None = None
+    #: False when `epoch` is only a lower bound (an answer about one past epoch).
+    epoch_is_current: bool = True
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,13 @@ class LockAdapter:
             if record is not None:
                 winner = ev.Winner(bytes.fromhex(record.commit_hash), record.committer)
                 return ev.Status(
-                    True, epoch + 1, {epoch: winner}, epoch, record.commit, record.welcome
+                    True,
+                    epoch + 1,
+                    {epoch: winner},
+                    epoch,
+                    record.commit,
+                    record.welcome,
+                    epoch_is_current=False,
                 )
         status = await self.client.status(self.group)
         winners = {

@@ -60,7 +60,7 @@ class MemberConfig:
     #: after the relay reports a sender's track ended, remove it unless it reappears in time.
     gone_grace: float = 1.0
     #: start recovering a missing commit after this long.
-    gap_timeout: float = 0.3
+    gap_timeout: float = 1.0
     #: a joiner looks for its Welcome in the lock service after this long.
     welcome_timeout: float = 1.5
     #: poll the lock service's epoch this often as a safety net; None disables it.
@@ -668,7 +668,7 @@ class Member:
         if self.group is None or not self.is_member:
             return
         epoch = self.group.epoch
-        if status.exists and status.epoch <= epoch:
+        if status.exists and status.epoch_is_current and status.epoch <= epoch:
             self._drop_unconfirmed(epoch, sent)
         winner = self._winners.get(epoch)
         if winner is not None and winner.commit_hash not in self._buffer.get(epoch, {}):
