@@ -229,6 +229,17 @@ async def test_forged_garbage_and_replayed_objects_change_nothing(world: World) 
         media = await evil.publish((group, b"media"), b"m1")
         for i, payload in enumerate(junk):
             await media.write(epoch, i, payload, [(0x02, epoch)])
+        # replays of genuine commits (taken from the lock service): old, and re-labelled
+        async with LockClient(world.lock_url) as locks:
+            old = [await locks.epoch(world.group, e) for e in range(epoch)]
+        replay = await evil.publish((group, b"commit"), b"m0")
+        for e, record in enumerate(old):
+            assert record is not None and record.commit is not None
+            await replay.write(epoch + 1 + e, 0, record.commit)  # MoQT group != its epoch
+        stale = await evil.publish((group, b"commit"), b"evil")
+        for e, record in enumerate(old):
+            assert record is not None and record.commit is not None
+            await stale.write(e, 0, record.commit)  # an epoch long gone
         await asyncio.sleep(1.0)
     finally:
         await evil.close()
