@@ -114,3 +114,41 @@ async def test_history_through_chained_relays(
         await sub_c.close()
         await b.close(grace=0.05)
         await a.close(grace=0.05)
+
+
+async def test_history_falls_back_to_fetch_when_the_fill_is_ignored(
+    relay: Relay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a peer that accepts the SUBSCRIBE but ignores FILL_PARAMETERS (as moq-rs does)
+    monkeypatch.setattr(Relay, "_serve_fill", lambda *args: None)
+    seen: list[ev.FetchRequested] = []
+    on_fetch = relay_mod._HANDLERS[ev.FetchRequested]
+
+    def counting(self: Relay, peer: Any, e: ev.FetchRequested) -> None:
+        seen.append(e)
+        on_fetch(self, peer, e)
+
+    monkeypatch.setitem(relay_mod._HANDLERS, ev.FetchRequested, counting)
+    url = f"moqt://127.0.0.1:{relay.port}"
+    pub_c = await connect(url, verify=False, alpns=("moqt-22",))
+    sub_c = await connect(url, verify=False, alpns=("moqt-22",))
+    sub_c.fill_wait = 0.3
+    try:
+        ns = ("grp-nofill", "commit")
+        pub = await pub_c.publish(ns, "ola")
+        await pub.write(0, 0, b"old-0")
+        await pub.write(1, 0, b"old-1")
+        await asyncio.sleep(0.2)
+        stream = await sub_c.subscribe(ns, "ola", history=True)
+        assert seen == []  # the SUBSCRIBE asked for a fill; no FETCH before fill_wait
+        got = [await stream.get(5) for _ in range(2)]
+        assert sorted((o.group_id, o.payload) for o in got) == [(0, b"old-0"), (1, b"old-1")]
+        assert len(seen) == 1  # one FETCH of the history, bounded by Largest Object {1, 0}
+        assert sub_c._fill_watch == {}
+        await pub.write(2, 0, b"live")
+        assert (await stream.get(5)).payload == b"live"
+        with pytest.raises(TimeoutError):
+            await stream.get(0.2)
+    finally:
+        await pub_c.close()
+        await sub_c.close()

@@ -177,3 +177,36 @@ async def test_moqrs_client_fetches_a_group_through_our_relay(draft: str) -> Non
     finally:
         await ours.close()
         await r.close(grace=0.05)
+
+
+async def test_history_subscriber_through_moqrs_which_ignores_fill_parameters() -> None:
+    # moq-rs accepts a SUBSCRIBE carrying FILL_PARAMETERS but opens no fill stream, reports
+    # no Largest Object and FETCHes one group at a time: the client waits fill_wait, takes
+    # the first live object as the end of the history, and FETCHes the groups before it
+    async with moq.Server("127.0.0.1:0", tls_generate=["localhost"]) as server:
+        serving = asyncio.ensure_future(server.serve())
+        port = int(str(server.local_addr).rsplit(":", 1)[1])
+        url = f"moqt://127.0.0.1:{port}"
+        alice, carol = [await connect(url, verify=False, alpns=("moqt-22",)) for _ in "ac"]
+        carol.fill_wait = 0.3
+        try:
+            pa = await alice.publish(("grp-h", "alice"), "kp", announce="namespace")
+            await asyncio.sleep(0.3)
+            await pa.write(0, 0, b"kp-old-0", end_of_group=True)
+            await pa.write(1, 0, b"kp-old-1", end_of_group=True)
+            await asyncio.sleep(0.3)
+            stream = await carol.subscribe(("grp-h", "alice"), "kp", history=True)
+            await asyncio.sleep(0.5)
+            await pa.write(2, 0, b"kp-live", end_of_group=True)
+            got = [await stream.get(5) for _ in range(3)]
+            assert sorted((o.group_id, o.payload) for o in got) == [
+                (0, b"kp-old-0"),
+                (1, b"kp-old-1"),
+                (2, b"kp-live"),
+            ]
+            with pytest.raises(TimeoutError):
+                await stream.get(0.3)  # nothing twice
+        finally:
+            for c in (alice, carol):
+                await c.close()
+            serving.cancel()

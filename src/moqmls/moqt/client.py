@@ -49,6 +49,12 @@ Announce = Literal["auto", "publish", "namespace"]
 REQUEST_TIMEOUT = 10.0
 #: How many (track, group, object) keys an ObjectStream remembers for de-duplication.
 DEDUP_WINDOW = 200_000
+#: How long a history subscriber waits for the fill stream FILL_PARAMETERS asked for
+#: before FETCHing the range itself: a peer may ignore FILL_PARAMETERS (moq-rs does).
+FILL_WAIT = 1.0
+#: Most groups fetched one by one, newest first, from a peer that refuses a FETCH
+#: spanning several groups (moq-rs).
+HISTORY_GROUPS = 16
 
 
 def to_namespace(namespace: NamespaceLike) -> Namespace:
@@ -222,6 +228,21 @@ class TrackPublisher:
             self._client._unpublish(self)
 
 
+class FillWatch:
+    """A SUBSCRIBE sent with FILL_PARAMETERS: whether its fill stream delivered, and the
+    first live object, which bounds the history when the peer reports no Largest Object."""
+
+    def __init__(self) -> None:
+        self.filled = asyncio.Event()
+        self.live = asyncio.Event()
+        self.first_live: Location | None = None
+
+    def wake(self) -> None:
+        """Release a waiting history task (the subscription is gone)."""
+        self.filled.set()
+        self.live.set()
+
+
 class MoQTClient:
     """A MoQT client session; create it with `connect()`."""
 
@@ -260,6 +281,10 @@ class MoQTClient:
         self._announced: dict[Namespace, int] = {}
         self._streams: list[ObjectStream] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: SUBSCRIBEs sent with FILL_PARAMETERS -> set once their fill stream delivers
+        self._fill_watch: dict[int, FillWatch] = {}
+        #: seconds to wait for a requested fill stream before FETCHing instead
+        self.fill_wait = FILL_WAIT
         self.connected = asyncio.Event()
         self.goaway = asyncio.Event()
         self.reconnects = 0
@@ -360,6 +385,9 @@ class MoQTClient:
             await self._restore()
 
     async def _restore(self) -> None:
+        for watch in self._fill_watch.values():
+            watch.wake()  # a history task of the old session; resubscribing starts anew
+        self._fill_watch.clear()
         self._routes.clear()
         self._watchers.clear()
         self._serving.clear()
@@ -517,13 +545,7 @@ class MoQTClient:
     async def _open_stream(self, stream: ObjectStream) -> None:
         session = self.session
         if stream.track_name is not None:
-            params = self._subscribe_params(stream)
-            rid = session.subscribe(stream.prefix, stream.track_name, params)
-            self._routes[rid] = (stream, stream.prefix, stream.track_name)
-            self._kick()
-            answer = await self._await_answer(rid)
-            if "fill_parameters" not in params:
-                self._backfill(stream, stream.prefix, stream.track_name, answer)
+            await self._subscribe_route(stream, stream.prefix, stream.track_name)
             return
         if stream.mode in ("auto", "tracks"):
             rid = session.subscribe_tracks(stream.prefix, {"forward": 1})
@@ -547,15 +569,24 @@ class MoQTClient:
         if any(r[0] is stream and r[1:] == (ns, name) for r in self._routes.values()):
             return
         try:
-            params = self._subscribe_params(stream)
-            rid = self.session.subscribe(ns, name, params)
-            self._routes[rid] = (stream, ns, name)
-            self._kick()
-            answer = await self._await_answer(rid)
-            if "fill_parameters" not in params:
-                self._backfill(stream, ns, name, answer)
+            await self._subscribe_route(stream, ns, name)
         except MoQTError as exc:
             log.info("subscribing %r %r failed: %r", ns, name, exc)
+
+    async def _subscribe_route(self, stream: ObjectStream, ns: Namespace, name: bytes) -> None:
+        """SUBSCRIBE to one track into `stream`, and catch up on its history if asked."""
+        params = self._subscribe_params(stream)
+        rid = self.session.subscribe(ns, name, params)
+        self._routes[rid] = (stream, ns, name)
+        watch = FillWatch() if "fill_parameters" in params else None
+        if watch is not None:
+            self._fill_watch[rid] = watch
+        try:
+            answer = await self._await_answer(rid)
+        except BaseException:
+            self._fill_watch.pop(rid, None)
+            raise
+        self._backfill(stream, ns, name, answer, rid if watch is not None else None)
 
     def _subscribe_params(self, stream: ObjectStream) -> dict[str, Any]:
         """SUBSCRIBE parameters; with `history`, FILL_PARAMETERS where the draft has them."""
@@ -567,20 +598,82 @@ class MoQTClient:
             params["fill_parameters"] = fill(Location(0, 0), OPEN_END)
         return params
 
-    def _backfill(self, stream: ObjectStream, ns: Namespace, name: bytes, answer: Any) -> None:
-        """FETCH a track's past into `stream` when it asked for history."""
-        largest = getattr(answer, "params", {}).get("largest_object")
-        if stream.history and isinstance(largest, Location):
-            end = Location(largest.group, largest.object + 1)
-            self._spawn(self._fetch_into(stream, ns, name, end))
+    def _backfill(
+        self,
+        stream: ObjectStream,
+        ns: Namespace,
+        name: bytes,
+        answer: Any,
+        fill_rid: int | None = None,
+    ) -> None:
+        """FETCH a track's past into `stream` when it asked for history.
 
-    async def _fetch_into(
-        self, stream: ObjectStream, ns: Namespace, name: bytes, end: Location
+        `fill_rid`: the SUBSCRIBE asked for a fill stream; FETCH only if none has
+        delivered within `fill_wait` seconds.
+        """
+        largest = getattr(answer, "params", {}).get("largest_object")
+        watch = self._fill_watch.get(fill_rid) if fill_rid is not None else None
+        if not stream.history or (watch is None and not isinstance(largest, Location)):
+            return
+        known = largest if isinstance(largest, Location) else None
+        self._spawn(self._fetch_history(stream, ns, name, known, fill_rid, watch))
+
+    async def _fetch_history(
+        self,
+        stream: ObjectStream,
+        ns: Namespace,
+        name: bytes,
+        largest: Location | None,
+        fill_rid: int | None,
+        watch: FillWatch | None,
     ) -> None:
         try:
+            if watch is not None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.fill_wait):
+                        await watch.filled.wait()
+                if watch.filled.is_set():
+                    return  # the fill stream delivers the history (or the stream closed)
+                log.info("no fill stream for %r %r: FETCHing its history", ns, name)
+                if largest is None:
+                    # no Largest Object reported (moq-rs): what precedes the first live
+                    # object is the history
+                    await watch.live.wait()
+                    if watch.first_live is None or stream.closed:
+                        return
+                    end = watch.first_live
+            if largest is not None:
+                end = Location(largest.group, largest.object + 1)
+            await self._fetch_range_into(stream, ns, name, end)
+        finally:
+            if fill_rid is not None:
+                self._fill_watch.pop(fill_rid, None)
+
+    async def _fetch_range_into(
+        self, stream: ObjectStream, ns: Namespace, name: bytes, end: Location
+    ) -> None:
+        """FETCH [{0, 0}, end); from a peer refusing that, up to `HISTORY_GROUPS` whole
+        groups one by one, newest first, until one is refused."""
+        try:
             await stream.fetch(ns, name, Location(0, 0), end)
+            return
+        except RequestError as exc:
+            if end.group == 0 or stream.closed:
+                log.info("history FETCH of %r %r failed: %r", ns, name, exc)
+                return
         except MoQTError as exc:
             log.info("history FETCH of %r %r failed: %r", ns, name, exc)
+            return
+        got: list[MoQTObject] = []
+        for group in range(end.group, max(-1, end.group - HISTORY_GROUPS), -1):
+            try:
+                got += await self.fetch(ns, name, Location(group, 0), Location(group, 0))
+            except MoQTError as exc:
+                log.info("history FETCH of %r %r group %d: %r", ns, name, group, exc)
+                break
+        for obj in sorted(got, key=lambda o: (o.group_id, o.object_id)):
+            if obj.location < end or end.object == 0:
+                stream.offer(obj)
 
     def _drop_stream(self, stream: ObjectStream) -> None:
         if stream in self._streams:
@@ -591,6 +684,9 @@ class MoQTClient:
         for rid in [r for r, v in self._routes.items() if v[0] is stream]:
             del self._routes[rid]
             session.cancel(rid)
+            watch = self._fill_watch.pop(rid, None)
+            if watch is not None:
+                watch.wake()
         for rid in [r for r, v in self._watchers.items() if v is stream]:
             del self._watchers[rid]
             session.cancel(rid)
@@ -690,6 +786,7 @@ class MoQTClient:
         done = self._fetch_done.get(e.request_id)
         if done is not None and not done.done():
             done.set_exception(RequestError(e.reason, e.error_code, e.retry_interval))
+            done.exception()  # `fetch` raises from its answer and never awaits `done`
 
     def _h_object(self, proto: MoQTProtocol, e: ev.ObjectReceived) -> None:
         if e.via_fetch:
@@ -708,6 +805,7 @@ class MoQTClient:
                 )
                 return
             # otherwise the fill stream of a SUBSCRIBE with FILL_PARAMETERS: its route
+        self._watch_fill(e.request_id, e.via_fetch, Location(e.group_id, e.object_id))
         route = self._routes.get(e.request_id)
         if route is None:
             return
@@ -716,7 +814,20 @@ class MoQTClient:
             MoQTObject(ns, name, e.group_id, e.object_id, e.payload, e.properties, e.status)
         )
 
+    def _watch_fill(self, request_id: int, via_fetch: bool, location: Location) -> None:
+        watch = self._fill_watch.get(request_id)
+        if watch is None:
+            return
+        if via_fetch:
+            watch.filled.set()
+        elif watch.first_live is None:
+            watch.first_live = location
+            watch.live.set()
+
     def _h_fetch_finished(self, proto: MoQTProtocol, e: ev.FetchFinished) -> None:
+        watch = self._fill_watch.get(e.request_id)
+        if watch is not None:
+            watch.filled.set()
         done = self._fetch_done.get(e.request_id)
         if done is not None and not done.done():
             done.set_result(None)
