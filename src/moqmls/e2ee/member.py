@@ -306,8 +306,9 @@ class Member:
         self._lock(ev.QueryStatus(epoch, messages))
 
     def _publish(self, kind: TrackKind, group: int, obj: int, payload: bytes) -> None:
-        # Commit, Welcome and leave request are alone in their MoQT group: closing the
-        # subgroup stream right away keeps the number of open QUIC streams small.
+        # Every object we publish is alone in its MoQT group: closing its subgroup stream
+        # at once keeps the QUIC streams open at the relay independent of the group size
+        # (aioquic walks every open stream for each packet it sends).
         self._emit(
             ev.Publish(
                 self.tracks.namespace(kind),
@@ -315,12 +316,14 @@ class Member:
                 group,
                 obj,
                 payload,
-                end_of_group=kind is not TrackKind.KEYPACKAGE,
+                end_of_group=True,
             )
         )
 
     def _publish_key_package(self) -> None:
-        self._publish(TrackKind.KEYPACKAGE, 0, self._kp_object, self.identity.key_package())
+        """Group 0 object 0 at joining (§"KeyPackage"); each renewal is the next group's
+        object 0 rather than the next object of group 0, so that no stream stays open."""
+        self._publish(TrackKind.KEYPACKAGE, self._kp_object, 0, self.identity.key_package())
         self._kp_object += 1
 
     def _publish_leave(self) -> None:
