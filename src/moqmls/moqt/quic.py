@@ -19,11 +19,11 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from aioquic.asyncio.client import connect
 from aioquic.asyncio.protocol import QuicConnectionProtocol
-from aioquic.asyncio.server import QuicServer, serve
+from aioquic.asyncio.server import QuicServer
 from aioquic.quic import events as qe
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.congestion.base import register_congestion_control
@@ -53,6 +53,8 @@ MAX_DATAGRAM_FRAME = 65536
 SOCKET_BUFFER = 1 << 22
 MAX_DATAGRAM_SIZE = 1452
 ACK_DELAY = 0.01
+#: Most datagrams a server reads per wake-up of its socket (asyncio reads one).
+READ_BATCH = 64
 IMPLEMENTATION = b"moqmls 0.1"
 #: QUIC CRYPTO_ERROR carrying TLS alert 120 no_application_protocol (RFC 9001 §4.8,
 #: RFC 7301 §3.2): the server accepts none of the ALPNs we offered.
@@ -157,6 +159,13 @@ class MoQTProtocol(QuicConnectionProtocol):
 
     # --- aioquic callbacks ---------------------------------------------------------------
 
+    def datagram_received(self, data: bytes | str, addr: Any) -> None:
+        # aioquic transmits after every datagram; a relay receives an ACK from each
+        # subscriber every other packet, so transmit once per loop iteration instead
+        self._quic.receive_datagram(cast(bytes, data), addr, now=self._loop.time())
+        self._process_events()
+        self.schedule_flush()
+
     def quic_event_received(self, event: qe.QuicEvent) -> None:
         if isinstance(event, qe.HandshakeCompleted):
             self._start(event.alpn_protocol)
@@ -176,7 +185,6 @@ class MoQTProtocol(QuicConnectionProtocol):
             self._early.append(event)
             return
         self._feed(event)
-        # aioquic transmits right after handing us the events of a datagram
         self._pump()
 
     def _start(self, alpn: str | None) -> None:
@@ -214,8 +222,8 @@ class MoQTProtocol(QuicConnectionProtocol):
     def flush(self) -> None:
         """Execute pending session commands, dispatch events, transmit."""
         self._flush_scheduled = False
-        if self._pump():
-            self.transmit()
+        self._pump()
+        self.transmit()
 
     def _pump(self) -> bool:
         """Execute commands and dispatch events until quiet; True if anything was written."""
@@ -388,9 +396,46 @@ async def start_server(
         on_connection(proto)
         return proto
 
-    server = await serve(host, port, configuration=config, create_protocol=create)
-    transport = server._transport
-    assert transport is not None
+    loop = asyncio.get_running_loop()
+    transport, server = await loop.create_datagram_endpoint(
+        lambda: BatchingQuicServer(configuration=config, create_protocol=create),
+        local_addr=(host, port),
+    )
     enlarge_socket_buffers(transport)
     bound = transport.get_extra_info("sockname")[1]
     return server, int(bound)
+
+
+class BatchingQuicServer(QuicServer):
+    """A QuicServer that reads every queued datagram (up to `READ_BATCH`) per wake-up.
+
+    asyncio hands a datagram endpoint one datagram per loop iteration; with the
+    connections' transmits coalesced per iteration (`MoQTProtocol.flush`), draining the
+    socket lets a burst of ACKs from many subscribers cost one transmit per connection.
+    """
+
+    _rx: socket.socket | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        # a duplicate descriptor of the same non-blocking socket, read directly
+        self._rx = sock.dup() if sock is not None else None
+
+    def datagram_received(self, data: bytes | str, addr: Any) -> None:
+        super().datagram_received(data, addr)
+        rx = self._rx
+        for _ in range(READ_BATCH - 1):
+            if rx is None:
+                return
+            try:
+                more, source = rx.recvfrom(1 << 16)
+            except OSError:  # BlockingIOError: drained
+                return
+            super().datagram_received(more, source)
+
+    def close(self) -> None:
+        super().close()
+        if self._rx is not None:
+            self._rx.close()
+            self._rx = None
