@@ -41,6 +41,7 @@ class MLSGroup:
         self._clock = clock
         # leaves whose SelfRemove we cached in the current epoch: committed by reference
         self._self_removes: dict[int, int] = {}
+        self._members: tuple[tuple[int, bytes], tuple[MemberInfo, ...]] | None = None
 
     @property
     def group(self) -> Group:
@@ -62,10 +63,15 @@ class MLSGroup:
         return int(self._clock())
 
     def members(self) -> Sequence[MemberInfo]:
-        return [
-            MemberInfo(_identity(m.identity), m.leaf_index, m.signature_key)
-            for m in self._group.members
-        ]
+        """The members in leaf order (cached: they only change with the epoch)."""
+        key = (self._group.epoch, self._group.epoch_authenticator)
+        if self._members is None or self._members[0] != key:
+            infos = tuple(
+                MemberInfo(_identity(m.identity), m.leaf_index, m.signature_key)
+                for m in self._group.members
+            )
+            self._members = (key, infos)
+        return self._members[1]
 
     def _leaves(self) -> dict[str, int]:
         return {_identity(m.identity): m.leaf_index for m in self._group.members}
