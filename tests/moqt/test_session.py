@@ -415,3 +415,31 @@ def test_fin_after_a_rejected_request_is_not_a_new_request() -> None:
     pair.server.receive_stream_data(0, b"", True)  # the subscriber's FIN arrives later
     assert not [c for c in pair.server.commands() if isinstance(c, CloseConnection)]
     assert not pair.server.closed
+
+
+def _subscribed_pair() -> tuple[Pair, int]:
+    pair = Pair()
+    pair.pump()
+    pair.client.subscribe(NS, b"alice", {"forward": 1})
+    _, s_ev = pair.pump()
+    (req,) = of(s_ev, ev.SubscribeRequested)
+    pair.server.accept_subscribe(req.request_id, None)
+    return pair, req.request_id
+
+
+def test_fan_out_encodes_each_object_once_per_stream_state() -> None:
+    (a, ra), (b, rb), (c, rc) = [_subscribed_pair() for _ in range(3)]
+    for obj in (0, 1):
+        memo: dict[int | None, bytes] = {}
+        for pair, rid in ((a, ra), (b, rb)):
+            assert pair.server.send_object(rid, 1, obj, b"ab"[obj : obj + 1], encoded=memo)
+        assert len(memo) == 1  # both streams were at the same point
+    memo = {}
+    for pair, rid in ((a, ra), (b, rb), (c, rc)):  # c joins at object 2: a new stream
+        assert pair.server.send_object(rid, 1, 2, b"c", encoded=memo)
+    # after object 1: Object ID Delta 0, Properties Length 0, Payload Length 1, "c";
+    # first on c's stream: Object ID Delta 2 (absolute), the rest alike
+    assert memo == {1: bytes.fromhex("00 00 01 63"), None: bytes.fromhex("02 00 01 63")}
+    for pair, want in ((a, [b"a", b"b", b"c"]), (b, [b"a", b"b", b"c"]), (c, [b"c"])):
+        c_ev, _ = pair.pump()
+        assert [o.payload for o in of(c_ev, ev.ObjectReceived)] == want

@@ -385,18 +385,23 @@ class Relay:
             return
         if not self.cache.put(track.key, obj, self._now()):
             return  # a duplicate from a second publisher or a replay (§8.3)
+        # every subscriber's stream is usually at the same point: encode the object once
+        encoded: dict[int | None, bytes] = {}
+        subgroup = e.subgroup_id or 0
         for sub, rid in list(track.subscribers.items()):
-            if sub is peer or not sub.alive():
+            session = sub.proto.session
+            if sub is peer or session is None or session.closed:
                 continue
-            sub.session.send_object(
+            session.send_object(
                 rid,
                 e.group_id,
                 e.object_id,
                 e.payload,
                 e.properties,
-                e.subgroup_id or 0,
+                subgroup,
                 e.priority,
                 e.status,
+                encoded=encoded,
             )
             sub.proto.schedule_flush()
 

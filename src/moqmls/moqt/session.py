@@ -515,8 +515,13 @@ class MoQTSession:
         priority: int | None = None,
         status: int = 0,
         end_of_group: bool = False,
+        encoded: dict[int | None, bytes] | None = None,
     ) -> bool:
-        """Send one object of a subscription we serve (§10.4.2); False if filtered out."""
+        """Send one object of a subscription we serve (§10.4.2); False if filtered out.
+
+        `encoded`: a memo shared by the calls sending this same object to many sessions
+        (a relay's fan-out): its encoding after a given previous Object ID, made once.
+        """
         req = self._requests.get(request_id)
         if req is None or self.closed or req.track_alias is None or not req.forward:
             return False
@@ -543,7 +548,15 @@ class MoQTSession:
             data = encode_subgroup_header(header, self.profile)
         else:
             data = b""
-        data += encode_subgroup_object(entry[1], entry[2], object_id, payload, properties, status)
+        previous = entry[2]
+        body = encoded.get(previous) if encoded is not None else None
+        if body is None:
+            body = encode_subgroup_object(
+                entry[1], previous, object_id, payload, properties, status
+            )
+            if encoded is not None:
+                encoded[previous] = body
+        data = data + body if data else body
         entry[2] = object_id
         self._write(entry[0], data)
         return True
