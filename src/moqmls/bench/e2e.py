@@ -20,10 +20,12 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from moqmls.e2ee import events as ev
+from moqmls.e2ee.errors import E2EEError
 from moqmls.e2ee.member import MemberConfig
 from moqmls.e2ee.runtime import GroupMember
 from moqmls.e2ee.tracks import GroupTracks, TrackKind
@@ -32,6 +34,7 @@ from moqmls.e2ee.world import World, percentile
 #: Liveness renewals cost N^2 relay objects; the benchmark measures joins, not liveness.
 BENCH_CONFIG = MemberConfig(heartbeat_interval=60.0, liveness_timeout=None, sync_interval=None)
 BEACON_PERIOD = 0.25
+T = TypeVar("T")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -185,34 +188,47 @@ async def _reach(member: GroupMember, epoch: int) -> None:
     await member.wait_for(lambda: member.epoch >= epoch, 60.0)
 
 
+def _attempt(what: str, work: Coroutine[Any, Any, T]) -> T | None:
+    """Run one measurement; a failure or timeout is reported, not fatal to the others."""
+    try:
+        return asyncio.run(work)
+    except (TimeoutError, RuntimeError, E2EEError) as exc:
+        _progress(f"  {what} FAILED: {type(exc).__name__}: {exc}")
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.ERROR)
+    logging.basicConfig(level=logging.CRITICAL)
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    results: dict[str, float] = {}
-    rows: list[tuple[str, float, float]] = []
+    results: dict[str, float | None] = {}
+    rows: list[tuple[str, float | None, float | None]] = []
     for size in sizes:
         _progress(f"join latency at N = {size}")
-        samples = asyncio.run(_join_latency(size, args.joins, args.batch))
-        p50, p95 = percentile(samples, 50), percentile(samples, 95)
-        results[f"join.n{size}.p50_ms"] = round(p50, 1)
-        results[f"join.n{size}.p95_ms"] = round(p95, 1)
-        rows.append((f"join p50, N={size} (ms)", p50, 100.0 if size <= 32 else float("nan")))
+        samples = _attempt(f"N = {size}", _join_latency(size, args.joins, args.batch))
+        p50 = percentile(samples, 50) if samples else None
+        p95 = percentile(samples, 95) if samples else None
+        results[f"join.n{size}.p50_ms"] = None if p50 is None else round(p50, 1)
+        results[f"join.n{size}.p95_ms"] = None if p95 is None else round(p95, 1)
+        rows.append((f"join p50, N={size} (ms)", p50, 100.0 if size <= 32 else None))
         rows.append((f"join p95, N={size} (ms)", p95, 250.0 if size <= 32 else 500.0))
     _progress(f"{args.concurrent} concurrent joins into {args.into}")
-    elapsed = asyncio.run(_concurrent(args.into, args.concurrent, args.batch))
-    results[f"concurrent{args.concurrent}.into{args.into}_s"] = round(elapsed, 3)
+    elapsed = _attempt("concurrent joins", _concurrent(args.into, args.concurrent, args.batch))
+    key = f"concurrent{args.concurrent}.into{args.into}_s"
+    results[key] = None if elapsed is None else round(elapsed, 3)
     rows.append((f"{args.concurrent} joins at once into {args.into} (s)", elapsed, 1.0))
     _progress("removal latency")
-    removals = asyncio.run(_removals(args.into, args.removals, args.batch))
-    results["removal.p95_ms"] = round(percentile(removals, 95), 1)
-    rows.append(("removal p95 (ms)", percentile(removals, 95), 2000.0))
+    removals = _attempt("removals", _removals(args.into, args.removals, args.batch))
+    removal_p95 = percentile(removals, 95) if removals else None
+    results["removal.p95_ms"] = None if removal_p95 is None else round(removal_p95, 1)
+    rows.append(("removal p95 (ms)", removal_p95, 2000.0))
     print()
     print(f"{'measure':<36} {'value':>10} {'target':>10} {'value/target':>13}")
     for name, value, target in rows:
-        ratio = value / target if target == target else float("nan")
-        shown = f"{target:.0f}" if target == target else "-"
-        print(f"{name:<36} {value:>10.1f} {shown:>10} {ratio:>13.2f}")
+        shown_value = "failed" if value is None else f"{value:.1f}"
+        shown_target = "-" if target is None else f"{target:.0f}"
+        ratio = "-" if value is None or target is None else f"{value / target:.2f}"
+        print(f"{name:<36} {shown_value:>10} {shown_target:>10} {ratio:>13}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
-    return 0
+    return 0 if all(v is not None for v in results.values()) else 1
