@@ -395,6 +395,9 @@ class Member:
         if self.phase is not Phase.WAITING:
             return
         self._query_status(None)
+        # nobody may have seen our KeyPackage (published before they subscribed, or lost):
+        # announce it again rather than wait for the next liveness renewal
+        self._publish_key_package()
         self._timers["welcome"] = now + self.config.welcome_timeout
 
     # ------------------------------------------------------------ objects

@@ -295,7 +295,7 @@ class GroupMember:
             out.append(self._media.get_nowait())
         return out
 
-    def _on_media(self, rec: Received, now: float) -> None:
+    def _on_media(self, rec: Received, now: float, hold_until: float | None = None) -> None:
         try:
             sealed = SecureObject(
                 rec.group,
@@ -308,7 +308,8 @@ class GroupMember:
             plain = self.keyring.unprotect(rec.namespace, rec.track, sealed, now)
         except UnknownKeyIdError:
             if self._may_arrive(rec.namespace, key_id) and len(self._held) < MAX_EARLY_MEDIA:
-                self._held.append(_Held(rec, now + EARLY_MEDIA_HOLD))
+                until = now + EARLY_MEDIA_HOLD if hold_until is None else hold_until
+                self._held.append(_Held(rec, until))
                 return
             self._media_failed(rec, "no key for its epoch")
             return
@@ -344,7 +345,7 @@ class GroupMember:
             if item.until < now:
                 self._media_failed(item.received, "its epoch key never arrived")
             else:
-                self._on_media(item.received, now)
+                self._on_media(item.received, now, item.until)
 
     # ------------------------------------------------------------ driving the core
 
