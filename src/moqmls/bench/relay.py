@@ -7,7 +7,9 @@ publisher announces its namespace (PUBLISH_NAMESPACE) and every subscriber SUBSC
 the one track; subscribers live in `--workers` processes. Objects of `--size` bytes go out
 at `--rate` per second for `--duration` seconds (groups of `--group` objects, each group's
 stream closed with FIN); every payload carries its send time, so each receiver measures
-publish->receive latency.
+publish->receive latency. Besides the relay's CPU seconds, the table shows those of the
+subscriber workers (from READY on) and of this publishing process, since all of them share
+the machine's cores with the relay; and the load average.
 """
 
 from __future__ import annotations
@@ -79,6 +81,9 @@ class Measure:
     delivered: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     cpu_s: float = 0.0
+    #: CPU seconds of the subscriber worker processes, and of this (publishing) process
+    subscribers_cpu_s: float = 0.0
+    publisher_cpu_s: float = 0.0
 
     @property
     def ratio(self) -> float:
@@ -89,6 +94,10 @@ class Measure:
             return float("nan")
         data = sorted(self.latencies_ms)
         return data[min(len(data) - 1, round(p / 100 * (len(data) - 1)))]
+
+
+def _loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -243,12 +252,18 @@ async def _worker(kind: str, url: str, count: int, expected_each: int) -> None:
         if any(t.done() for t in tasks):
             break
     print("READY", flush=True)
+    cpu_ready = time.process_time()
     loop = asyncio.get_running_loop()
     stop = loop.run_in_executor(None, sys.stdin.readline)
     await asyncio.wait(
         [asyncio.ensure_future(tally.done.wait()), stop], return_when=asyncio.FIRST_COMPLETED
     )
-    print(json.dumps({"delivered": tally.delivered, "lat": tally.lat}), flush=True)
+    report = {
+        "delivered": tally.delivered,
+        "lat": tally.lat,
+        "cpu": time.process_time() - cpu_ready,
+    }
+    print(json.dumps(report), flush=True)
     os._exit(0)  # skip teardown of hundreds of sessions; the stdin thread may still block
 
 
@@ -281,6 +296,7 @@ async def measure(name: str, url: str, pid: int, args: argparse.Namespace) -> Me
         )
         padding = b"\0" * max(0, args.size - HEADER.size)
         cpu0 = _cpu_seconds(pid)
+        pub0 = time.process_time()
         start = time.monotonic()
         for seq in range(total):
             delay = start + seq / args.rate - time.monotonic()
@@ -293,12 +309,14 @@ async def measure(name: str, url: str, pid: int, args: argparse.Namespace) -> Me
         readers = [asyncio.ensure_future(_read_report(w)) for w in workers]
         await asyncio.wait(readers, timeout=args.drain)
         m.cpu_s = _cpu_seconds(pid) - cpu0
+        m.publisher_cpu_s = time.process_time() - pub0
         for w, reader in zip(workers, readers, strict=True):
             if not reader.done() and w.stdin is not None:
                 w.stdin.write(b"STOP\n")
         for report in await asyncio.gather(*readers):
             m.delivered += report["delivered"]
             m.latencies_ms.extend(report["lat"])
+            m.subscribers_cpu_s += report.get("cpu", 0.0)
     finally:
         await publisher.close()
         for w in workers:
@@ -335,7 +353,8 @@ async def _run_moqrs(args: argparse.Namespace) -> Measure:
 def _row(m: Measure) -> str:
     return (
         f"{m.name:<8} {m.delivered:>9}/{m.expected:<9} {m.ratio:>8.4f} "
-        f"{m.percentile(50):>8.2f} {m.percentile(99):>8.2f} {m.cpu_s:>9.2f}"
+        f"{m.percentile(50):>8.2f} {m.percentile(99):>8.2f} {m.cpu_s:>9.2f} "
+        f"{m.subscribers_cpu_s:>10.2f} {m.publisher_cpu_s:>8.2f}"
     )
 
 
@@ -345,14 +364,16 @@ async def _main(args: argparse.Namespace) -> int:
         f"{args.rate}/s for {args.duration:g} s",
         flush=True,
     )
+    load_before = _loadavg()
     results: dict[str, Measure] = {}
     if args.only in (None, "ours"):
         results["ours"] = await _run_ours(args)
     if args.only in (None, "moqrs"):
         results["moqrs"] = await _run_moqrs(args)
+    print(f"load average: {_loadavg()} (before: {load_before})")
     print(
         f"{'relay':<8} {'delivered/expected':>19} {'ratio':>8} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'CPU s':>9}"
+        f"{'CPU s':>9} {'subs CPU':>10} {'pub CPU':>8}"
     )
     for m in results.values():
         print(_row(m))
