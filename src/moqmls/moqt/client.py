@@ -504,7 +504,9 @@ class MoQTClient:
         """SUBSCRIBE to one track (§9.9): objects published from now on.
 
         With `history`, what the publisher or relay still holds up to the Largest Location
-        it reports is FETCHed into the same stream too (duplicates are dropped).
+        it reports comes into the same stream too (duplicates are dropped): at -18 by a
+        FETCH; from -20 on on the SUBSCRIBE's fill stream (FILL_PARAMETERS), or, when the
+        peer opens none within `fill_wait` seconds, by a FETCH after all.
         """
         stream = ObjectStream(self, to_namespace(namespace), to_name(track_name), history=history)
         self._streams.append(stream)
