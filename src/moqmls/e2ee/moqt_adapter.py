@@ -22,6 +22,25 @@ from moqmls.moqt.errors import MoQTError
 KEEP_OBJECTS = 256
 
 
+#: Streams the relay may have open towards us at once. Every track the relay offers under a
+#: SUBSCRIBE_TRACKS prefix is a PUBLISH request on its own bidirectional stream for as long as
+#: the track lives (draft-18 §3.3): one KeyPackage track per member, so a group of N needs
+#: more than N. aioquic starts every connection at 128 and offers no setting for it.
+MAX_PEER_STREAMS = 1 << 14
+
+
+def _raise_stream_limits(client: MoQTClient) -> None:
+    """Let the relay open MAX_PEER_STREAMS streams (aioquic sends MAX_STREAMS at once)."""
+    proto = client.protocol
+    quic = getattr(proto, "_quic", None)
+    for name in ("_local_max_streams_bidi", "_local_max_streams_uni"):
+        limit = getattr(quic, name, None)
+        if limit is not None and getattr(limit, "value", MAX_PEER_STREAMS) < MAX_PEER_STREAMS:
+            limit.value = MAX_PEER_STREAMS
+    if proto is not None:
+        proto.flush()
+
+
 class MoQTTransport:
     """A member's MoQT session to one relay."""
 
@@ -39,6 +58,7 @@ class MoQTTransport:
         cls, url: str, *, verify: bool | str | bytes = True, auth_token: bytes | None = None
     ) -> MoQTTransport:
         client = await connect(url, verify=verify, auth_token=auth_token, timeout=5.0)
+        _raise_stream_limits(client)
         return cls(client)
 
     async def _watch_session(self) -> None:
