@@ -156,6 +156,7 @@ class Member:
         self._last_seen: dict[str, float] = {}
         self._suspect: dict[str, float] = {}
         self._buffer: dict[int, dict[bytes, _Candidate]] = {}
+        self._proposals: dict[int, list[ev.ObjectReceived]] = {}
         self._winners: dict[int, ev.Winner] = {}
         self._stored: dict[int, bytes] = {}
         self._target = 0
@@ -440,6 +441,16 @@ class Member:
         if self.group is None or not self.is_member or obj.sender == self.sender_id:
             return
         try:
+            epoch = self.group.commit_epoch(obj.payload)
+        except RejectedObjectError as exc:
+            self._drop(f"proposal on track {obj.sender!r}", str(exc))
+            return
+        if epoch > self.group.epoch:
+            # sent in an epoch we have not reached yet: read it when we get there
+            if epoch <= self.group.epoch + MAX_BUFFERED_EPOCHS:
+                self._proposals.setdefault(epoch, []).append(obj)
+            return
+        try:
             leaver = self.group.read_leave(obj.payload)
         except RejectedObjectError as exc:
             self._drop(f"proposal on track {obj.sender!r}", str(exc))
@@ -643,6 +654,9 @@ class Member:
         )
         if self.phase is Phase.LEAVING:
             self._publish_leave()
+        for epoch in [e for e in self._proposals if e <= group.epoch]:
+            for obj in self._proposals.pop(epoch):
+                self._on_proposal(obj, now)
         self._schedule_commit(now)
 
     def _retire(self, sender: str, signature_key: bytes) -> None:

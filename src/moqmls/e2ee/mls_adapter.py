@@ -39,8 +39,6 @@ class MLSGroup:
     def __init__(self, group: Group, clock: Callable[[], float] = time.time) -> None:
         self._group = group
         self._clock = clock
-        # leaves whose SelfRemove we cached in the current epoch: committed by reference
-        self._self_removes: dict[int, int] = {}
         self._members: tuple[tuple[int, bytes], tuple[MemberInfo, ...]] | None = None
 
     @property
@@ -83,17 +81,17 @@ class MLSGroup:
             raise CommitRejectedError(f"not an MLS group message: {exc}") from exc
 
     def build_commit(self, adds: Sequence[bytes], removes: Sequence[str]) -> PendingPort:
-        """Add and remove in one Commit; cached SelfRemoves go by reference (RFC 9420 §12.4)."""
+        """Add and remove in one Commit (RFC 9420 §12.4).
+
+        Leave requests are committed as Removes by value, not as the cached SelfRemove by
+        reference: a member that missed the proposal (it arrived before that member reached
+        its epoch, or the member caught up by FETCH) can still process the Commit.
+        """
         leaves = self._leaves()
-        by_reference = {
-            leaf for leaf, epoch in self._self_removes.items() if epoch == self._group.epoch
-        }
         explicit = sorted(leaves[r] for r in removes if r in leaves)
         try:
             return self._group.commit(
-                adds=list(adds),
-                removes=[leaf for leaf in explicit if leaf not in by_reference],
-                now=self._now(),
+                adds=list(adds), removes=explicit, include_pending=False, now=self._now()
             )
         except MLSError as exc:
             raise KeyPackageRejectedError(f"cannot build the commit: {exc}") from exc
@@ -127,7 +125,6 @@ class MLSGroup:
             ProposalType.SELF_REMOVE
         ):
             raise ProposalRejectedError(f"not a SelfRemove: {event!r}")
-        self._self_removes[event.sender] = self._group.epoch
         for m in self._group.members:
             if m.leaf_index == event.sender:
                 return _identity(m.identity)
