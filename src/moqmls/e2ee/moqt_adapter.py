@@ -71,25 +71,9 @@ class MoQTTransport:
     async def subscribe_tracks(self, prefix: Namespace) -> None:
         if prefix in self._streams:
             return
-        stream = await self._subscribe_tracks(prefix)
+        stream = await self.client.subscribe_tracks(prefix)
         self._streams[prefix] = stream
         self._pumps[prefix] = asyncio.create_task(self._pump(stream))
-
-    async def _subscribe_tracks(self, prefix: Namespace) -> ObjectStream:
-        """SUBSCRIBE_TRACKS, with the stream registered before the request is sent.
-
-        `MoQTClient.subscribe_tracks` registers its stream only after REQUEST_OK, so a relay's
-        PUBLISH of an already existing track that arrives right behind REQUEST_OK finds no
-        stream and is refused (UNINTERESTED): every existing track would be missed.
-        """
-        stream = ObjectStream(self.client, prefix, None, "tracks")
-        self.client._streams.append(stream)
-        try:
-            await self.client._open_stream(stream)
-        except BaseException:
-            self.client._streams.remove(stream)
-            raise
-        return stream
 
     async def _pump(self, stream: ObjectStream) -> None:
         async for obj in stream:
