@@ -25,20 +25,8 @@ KEEP_OBJECTS = 256
 #: Streams the relay may have open towards us at once. Every track the relay offers under a
 #: SUBSCRIBE_TRACKS prefix is a PUBLISH request on its own bidirectional stream for as long as
 #: the track lives (draft-18 §3.3): one KeyPackage track per member, so a group of N needs
-#: more than N. aioquic starts every connection at 128 and offers no setting for it.
+#: more than N; aioquic's default is 128.
 MAX_PEER_STREAMS = 1 << 14
-
-
-def _raise_stream_limits(client: MoQTClient) -> None:
-    """Let the relay open MAX_PEER_STREAMS streams (aioquic sends MAX_STREAMS at once)."""
-    proto = client.protocol
-    quic = getattr(proto, "_quic", None)
-    for name in ("_local_max_streams_bidi", "_local_max_streams_uni"):
-        limit = getattr(quic, name, None)
-        if limit is not None and getattr(limit, "value", MAX_PEER_STREAMS) < MAX_PEER_STREAMS:
-            limit.value = MAX_PEER_STREAMS
-    if proto is not None:
-        proto.flush()
 
 
 class MoQTTransport:
@@ -57,8 +45,9 @@ class MoQTTransport:
     async def open(
         cls, url: str, *, verify: bool | str | bytes = True, auth_token: bytes | None = None
     ) -> MoQTTransport:
-        client = await connect(url, verify=verify, auth_token=auth_token, timeout=5.0)
-        _raise_stream_limits(client)
+        client = await connect(
+            url, verify=verify, auth_token=auth_token, timeout=5.0, max_streams=MAX_PEER_STREAMS
+        )
         return cls(client)
 
     async def _watch_session(self) -> None:

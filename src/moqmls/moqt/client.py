@@ -255,6 +255,7 @@ class MoQTClient:
         reconnect: bool = False,
         alpns: tuple[str, ...] = DEFAULT_ALPNS,
         timeout: float = 10.0,
+        max_streams: int | None = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme != "moqt" or not parts.hostname:
@@ -268,6 +269,7 @@ class MoQTClient:
         self.reconnect = reconnect
         self.alpns = alpns
         self.timeout = timeout
+        self.max_streams = max_streams
         self.protocol: MoQTProtocol | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._closing = False
@@ -351,6 +353,7 @@ class MoQTClient:
             setup_options=tuple(options),
             handler=self._on_event,
             timeout=self.timeout,
+            max_streams=self.max_streams,
         )
         self.protocol, self._stack = proto, stack
         self.goaway.clear()
@@ -978,15 +981,24 @@ async def connect(
     reconnect: bool = False,
     alpns: tuple[str, ...] = DEFAULT_ALPNS,
     timeout: float = 10.0,
+    max_streams: int | None = None,
 ) -> MoQTClient:
     """Open a MoQT session to `moqt://host:port[/path]` over raw QUIC.
 
     `verify`: True (system trust), False (accept any certificate), a CA file path, or PEM
     bytes of a certificate to trust. `auth_token` is sent in SETUP (AUTHORIZATION TOKEN).
     With `reconnect`, a lost or GOAWAY'd session is re-established and its publications
-    and subscriptions are restored.
+    and subscriptions are restored. `max_streams`: streams of each kind the relay may open
+    towards us at once, for a subscriber offered more tracks than aioquic's default 128
+    allows (each offered track is a request stream, draft-18 §3.3); None keeps that default.
     """
     client = MoQTClient(
-        url, verify=verify, auth_token=auth_token, reconnect=reconnect, alpns=alpns, timeout=timeout
+        url,
+        verify=verify,
+        auth_token=auth_token,
+        reconnect=reconnect,
+        alpns=alpns,
+        timeout=timeout,
+        max_streams=max_streams,
     )
     return await client.start()

@@ -59,6 +59,8 @@ IMPLEMENTATION = b"moqmls 0.1"
 #: QUIC CRYPTO_ERROR carrying TLS alert 120 no_application_protocol (RFC 9001 §4.8,
 #: RFC 7301 §3.2): the server accepts none of the ALPNs we offered.
 NO_APPLICATION_PROTOCOL = 0x100 + 120
+#: Streams of each kind aioquic lets the peer open at first (it offers no setting for it).
+AIOQUIC_MAX_STREAMS = 128
 
 
 class NewRenoCongestionControl(RenoCongestionControl):
@@ -156,6 +158,24 @@ class MoQTProtocol(QuicConnectionProtocol):
         self._flush_scheduled = False
         self._in_flush = False
         self.context: Any = None
+
+    def allow_peer_streams(self, count: int) -> None:
+        """Let the peer open up to `count` bidirectional and `count` unidirectional streams.
+
+        RFC 9000 §4.6: the initial_max_streams_* transport parameters, or MAX_STREAMS frames
+        once the handshake has begun. aioquic 1.7 starts every connection at
+        `AIOQUIC_MAX_STREAMS` and raises it only as streams close, with no configuration
+        for it; a MoQT peer that keeps one request stream open per track (a relay offering
+        each track under SUBSCRIBE_TRACKS as a PUBLISH, draft-18 §3.3) needs more at once.
+        Never lowers a limit already granted.
+        """
+        quic = self._quic
+        for limit in (quic._local_max_streams_bidi, quic._local_max_streams_uni):
+            # before the handshake the transport parameters carry it (and one redundant
+            # MAX_STREAMS follows); after, the next packet carries a MAX_STREAMS frame
+            limit.value = max(limit.value, count)
+        if self._transport is not None:
+            self.flush()
 
     # --- aioquic callbacks ---------------------------------------------------------------
 
@@ -296,11 +316,14 @@ async def open_connection(
     setup_options: Properties = (),
     handler: EventHandler | None = None,
     timeout: float = 10.0,
+    max_streams: int | None = None,
 ) -> tuple[MoQTProtocol, contextlib.AsyncExitStack]:
     """Dial a MoQT server over raw QUIC; returns the protocol once SETUP is exchanged.
 
     `verify` is True (system trust), False (no verification), a CA file path (str) or
-    PEM bytes of a certificate to trust.
+    PEM bytes of a certificate to trust. `max_streams`: streams of each kind the server
+    may open towards us at once (`MoQTProtocol.allow_peer_streams`); None keeps aioquic's
+    `AIOQUIC_MAX_STREAMS`.
     """
     config = quic_configuration(True, alpns)
     if verify is False:
@@ -318,6 +341,8 @@ async def open_connection(
         proto = MoQTProtocol(*args, **kwargs)
         proto.handler = handler
         proto.setup_options = ((0x07, IMPLEMENTATION), *setup_options)
+        if max_streams is not None:
+            proto.allow_peer_streams(max_streams)
         created.append(proto)
         return proto
 
@@ -385,14 +410,21 @@ async def start_server(
     on_connection: Callable[[MoQTProtocol], None],
     alpns: tuple[str, ...] = DEFAULT_ALPNS,
     idle_timeout: float = 30.0,
+    max_streams: int | None = None,
 ) -> tuple[QuicServer, int]:
-    """Listen for MoQT sessions; `on_connection` sees each new protocol. Returns the port."""
+    """Listen for MoQT sessions; `on_connection` sees each new protocol. Returns the port.
+
+    `max_streams`: streams of each kind each client may open at once
+    (`MoQTProtocol.allow_peer_streams`); None keeps aioquic's `AIOQUIC_MAX_STREAMS`.
+    """
     config = quic_configuration(False, alpns, idle_timeout)
     config.certificate = certificate
     config.private_key = private_key
 
     def create(*args: Any, **kwargs: Any) -> MoQTProtocol:
         proto = MoQTProtocol(*args, **kwargs)
+        if max_streams is not None:
+            proto.allow_peer_streams(max_streams)
         on_connection(proto)
         return proto
 
