@@ -62,7 +62,7 @@ class LockAdapter:
         if isinstance(op, ev.Release):
             await self.client.release(op.token)
             return ev.Released()
-        return await self._status(op.epoch if op.messages else None, op.epoch)
+        return await self._status(op)
 
     async def _complete(self, op: ev.Complete) -> ev.LockResult:
         if not op.commit:  # the creation lease: no commit, the group starts at epoch 0
@@ -74,16 +74,20 @@ class LockAdapter:
         assert isinstance(done, Fenced)
         return ev.Fenced()
 
-    async def _status(self, epoch: int | None, asked: int | None) -> ev.Status:
-        """One epoch's winner and stored messages, or the history of winners.
+    async def _status(self, op: ev.QueryStatus) -> ev.Status:
+        """One epoch's winner (with its stored messages if asked), else the history of winners.
 
-        The history is the lighter answer (no Commit or Welcome bytes): members verifying a
-        commit's winner only need it.
+        The epoch's record is the cheaper answer even without its messages: the history
+        grows with every epoch of the group (about 2 ms of CPU per request at 130 epochs,
+        against 0.6 ms for one record), and a member checking a commit's winner needs one.
         """
+        epoch = op.epoch
         if epoch is not None:
             record = await self.client.epoch(self.group, epoch)
             if record is not None:
                 winner = ev.Winner(bytes.fromhex(record.commit_hash), record.committer)
+                if not op.messages:
+                    return ev.Status(True, epoch + 1, {epoch: winner}, epoch_is_current=False)
                 return ev.Status(
                     True,
                     epoch + 1,
@@ -97,4 +101,4 @@ class LockAdapter:
         winners = {
             h.epoch: ev.Winner(bytes.fromhex(h.commit_hash), h.committer) for h in status.history
         }
-        return ev.Status(status.exists, status.epoch or 0, winners, asked)
+        return ev.Status(status.exists, status.epoch or 0, winners, epoch)

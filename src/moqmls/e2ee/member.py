@@ -149,6 +149,7 @@ class Member:
         self._kp_object = 0
         self._proposal_object = 0
         self._kps: dict[str, KeyPackageInfo] = {}
+        self._unchecked_kps: dict[str, bytes] = {}
         self._retired: set[bytes] = set()
         self._leaving: set[str] = set()
         self._app_removes: set[str] = set()
@@ -423,18 +424,38 @@ class Member:
         known = self._kps.get(obj.sender)
         if known is not None and known.data == obj.payload:
             return
-        try:
-            info = self.identity.check_key_package(obj.payload)
-        except RejectedObjectError as exc:
-            self._drop(f"KeyPackage on track {obj.sender!r}", str(exc))
+        if not self.is_member:
+            # Only a member can commit, and a joiner is offered every member's KeyPackage
+            # at once: validating them (two signatures each) while it waits for its
+            # Welcome would delay the join; they are checked once it is in.
+            self._unchecked_kps[obj.sender] = obj.payload
             return
-        if info.identity != obj.sender:
-            self._drop(f"KeyPackage on track {obj.sender!r}", f"identity is {info.identity!r}")
+        self._accept_key_package(obj.sender, obj.payload, now)
+
+    def _accept_key_package(self, sender: str, payload: bytes, now: float) -> None:
+        """Validate a KeyPackage and count it as pending work (§"KeyPackage")."""
+        try:
+            info = self.identity.check_key_package(payload)
+        except RejectedObjectError as exc:
+            self._drop(f"KeyPackage on track {sender!r}", str(exc))
+            return
+        if info.identity != sender:
+            self._drop(f"KeyPackage on track {sender!r}", f"identity is {info.identity!r}")
             return
         if info.signature_key in self._retired:
             return
-        self._kps[obj.sender] = info
+        self._kps[sender] = info
         self._schedule_commit(now)
+
+    def _timer_keypackages(self, now: float) -> None:
+        """Check the KeyPackages that arrived before we were a member."""
+        if not self.is_member:
+            return
+        unchecked, self._unchecked_kps = self._unchecked_kps, {}
+        for sender, payload in unchecked.items():
+            known = self._kps.get(sender)
+            if known is None or known.data != payload:
+                self._accept_key_package(sender, payload, now)
 
     def _on_proposal(self, obj: ev.ObjectReceived, now: float) -> None:
         """A leave request (SelfRemove in a PrivateMessage) on `proposal | sender`."""
@@ -511,6 +532,9 @@ class Member:
             del self._buffer[epoch]
         self._member_keys = {}
         self._entered(how, committer, b"", now)
+        if self._unchecked_kps:
+            # after this step's actions (keys installed, held media decrypted) are out
+            self._timers["keypackages"] = now
         if self.config.sync_interval is not None:
             self._timers["sync"] = now + self.config.sync_interval
         self._advance(now)
@@ -594,7 +618,10 @@ class Member:
         if self.group is not None and self.is_member:
             epoch = self.group.epoch
             if self._buffer.get(epoch) and epoch not in self._winners:
-                self._query_status(epoch, messages=False)
+                # one epoch's record is the cheap answer; the history covers every epoch
+                # we hold commits for in one request when we are more than one behind
+                ahead = any(e > epoch for e in self._buffer)
+                self._query_status(None if ahead else epoch, messages=False)
 
     def _apply(self, epoch: int, digest: bytes, cand: _Candidate, now: float) -> bool:
         assert self.group is not None
@@ -657,6 +684,10 @@ class Member:
         for epoch in [e for e in self._proposals if e <= group.epoch]:
             for obj in self._proposals.pop(epoch):
                 self._on_proposal(obj, now)
+        # A commit timer set in an earlier epoch (a rank delay for work now done, or a
+        # lease-long retry after Locked) would keep the lowest-ranked member from taking
+        # the next lock first: rank delays count from the epoch change.
+        self._timers.pop("commit", None)
         self._schedule_commit(now)
 
     def _retire(self, sender: str, signature_key: bytes) -> None:
