@@ -40,6 +40,8 @@ EARLY_MEDIA_HOLD = 5.0
 MAX_EARLY_MEDIA = 1024
 #: A FETCH that takes longer is abandoned for the lock service's stored copy.
 FETCH_TIMEOUT = 1.0
+#: A subscription the relay did not accept (timeout, refusal) is asked for again after this.
+SUBSCRIBE_RETRY = 0.5
 
 MoQTProperties = tuple[tuple[int, int | bytes], ...]
 
@@ -489,7 +491,13 @@ class GroupMember:
             if isinstance(action, ev.Subscribe):
                 if action.namespace not in self._subscribed:
                     self._subscribed.add(action.namespace)
-                    await transport.subscribe_tracks(action.namespace)
+                    try:
+                        await transport.subscribe_tracks(action.namespace)
+                    except Exception:
+                        # not subscribed: counted as such, nothing of it would ever arrive
+                        self._subscribed.discard(action.namespace)
+                        self._spawn(self._resubscribe(action))
+                        raise
             elif isinstance(action, ev.Unsubscribe):
                 if action.namespace in self._subscribed:
                     self._subscribed.discard(action.namespace)
@@ -505,6 +513,12 @@ class GroupMember:
                 )
         except Exception as exc:  # a session failure must not stop the member
             log.info("%s: %s failed: %r", self.sender_id, type(action).__name__, exc)
+
+    async def _resubscribe(self, action: ev.Subscribe) -> None:
+        """Ask again later; on a new session the reconnection has already asked."""
+        await asyncio.sleep(SUBSCRIBE_RETRY)
+        if not self._closing:
+            self._queue.put_nowait(action)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         if self._closing:
