@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -54,6 +54,13 @@ async def _check_converged(world: World, names: set[str]) -> None:
     epoch = live[0].epoch
     # the lock's history is linear: one winner per epoch, 0 .. current-1
     assert [e for e, _, _ in history] == list(range(epoch))
+
+
+async def _eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait until `predicate()` holds: objects reach members in their own time under load."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
 
 
 async def _same_epoch(members: list[GroupMember], epoch: int) -> None:
@@ -203,6 +210,8 @@ async def test_leave_and_the_departed_decrypt_nothing_after(world: World) -> Non
     decrypted_before = leaver.media_stats.decrypted
     failed_before = leaver.media_stats.failed
     await _check_media(world, remaining)
+    # it is still subscribed: wait for the three objects to reach it, however slowly
+    await _eventually(lambda: leaver.media_stats.failed - failed_before >= 3)
     await asyncio.sleep(0.3)
     assert leaver.media_stats.decrypted == decrypted_before
     assert leaver.media_stats.failed - failed_before == 3  # it got the ciphertext, not the key
@@ -244,6 +253,9 @@ async def test_forged_garbage_and_replayed_objects_change_nothing(world: World) 
         for e, record in enumerate(old):
             assert record is not None and record.commit is not None
             await stale.write(e, 0, record.commit)  # an epoch long gone
+        await _eventually(
+            lambda: all(m.core.stats.dropped > 0 and m.media_stats.failed >= 1 for m in members)
+        )
         await asyncio.sleep(1.0)
     finally:
         await evil.close()
