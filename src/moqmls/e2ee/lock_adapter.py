@@ -86,8 +86,10 @@ class LockAdapter:
             record = await self.client.epoch(self.group, epoch)
             if record is not None:
                 winner = ev.Winner(bytes.fromhex(record.commit_hash), record.committer)
-                if not op.messages:
-                    return ev.Status(True, epoch + 1, {epoch: winner}, epoch_is_current=False)
+                if not op.messages:  # named, but without messages: a joiner asks no further
+                    return ev.Status(
+                        True, epoch + 1, {epoch: winner}, epoch, epoch_is_current=False
+                    )
                 return ev.Status(
                     True,
                     epoch + 1,
