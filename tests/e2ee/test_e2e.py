@@ -292,7 +292,10 @@ async def _scenario(world: World) -> None:
     remaining = [m for m in everyone if m is not leaver]
     await _check_converged(world, {m.sender_id for m in remaining})
     before = leaver.media_stats.decrypted
+    failed_before = leaver.media_stats.failed
     await _check_media(world, remaining)
+    # still subscribed: every remaining member's object reaches it, as ciphertext it cannot open
+    await _eventually(lambda: leaver.media_stats.failed - failed_before >= len(remaining), 20.0)
     assert leaver.media_stats.decrypted == before
 
 
