@@ -1,7 +1,13 @@
 """`moqmls bench e2e`: join and removal latency of the whole system on loopback.
 
-Everything in one process: a real QUIC relay, the lock service (SQLite), real MLS and Secure
-Objects. Measured:
+A real QUIC relay, the lock service (SQLite), real MLS and Secure Objects. With
+`--processes 1` everything runs in one process on one event loop; with `--processes P > 1`
+this process runs only the relay and the lock service and the members live in P worker
+processes (`moqmls.bench.e2e_procs`): worker 0 holds the members on a join's path — the
+group's creator m0 (the rank-0 committer and the beacon) and the timed joiner — and the
+other members (the "crowd") are spread over workers 1..P-1, so that the measured path does
+not queue behind N members' work on one event loop (in a deployment each member has its own
+machine). Measured:
 - join latency at N = 8, 32, 128: KeyPackage published -> Welcome processed -> first media
   object decrypted (a beacon member publishes media as soon as it enters each epoch), for a
   few joins
@@ -24,6 +30,7 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from moqmls.bench.e2e_procs import Cluster
 from moqmls.e2ee import events as ev
 from moqmls.e2ee.errors import E2EEError
 from moqmls.e2ee.member import MemberConfig
@@ -34,6 +41,10 @@ from moqmls.e2ee.world import World, percentile
 #: Liveness renewals cost N^2 relay objects; the benchmark measures joins, not liveness.
 BENCH_CONFIG = MemberConfig(heartbeat_interval=60.0, liveness_timeout=None, sync_interval=None)
 BEACON_PERIOD = 0.25
+#: Worker processes by default (see benchmarks/e2e.md for why).
+DEFAULT_PROCESSES = 2
+#: The worker of the members on a join's path: the creator m0 and the timed joiners.
+LEAD = 0
 T = TypeVar("T")
 
 
@@ -55,6 +66,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--removals", type=int, default=5, help="timed leaves")
     parser.add_argument(
         "--batch", type=int, default=16, help="members added at once while building a group"
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=DEFAULT_PROCESSES,
+        help="1: relay, lock service and members in this one process; P > 1: relay and lock "
+        "service here, the members in P worker processes (m0 and the timed joiner in worker 0)",
     )
 
 
@@ -88,7 +106,7 @@ async def _build(world: World, names: Sequence[str], batch: int) -> list[GroupMe
     return out
 
 
-async def _beacon(member: GroupMember, stop: asyncio.Event) -> None:
+async def beacon(member: GroupMember, stop: asyncio.Event) -> None:
     """Publish a media object as soon as the member enters each epoch (and every so often).
 
     An object per epoch change is what a joiner needs to decrypt something right away; a fast
@@ -115,7 +133,7 @@ async def _beacon(member: GroupMember, stop: asyncio.Event) -> None:
         member.on_action = previous
 
 
-async def _timed_join(world: World, name: str) -> Probe:
+async def timed_join(world: World, name: str) -> Probe:
     probe = Probe()
     kp_namespace = GroupTracks(world.group).namespace(TrackKind.KEYPACKAGE)
 
@@ -138,11 +156,11 @@ async def _join_latency(size: int, joins: int, batch: int) -> list[float]:
         _progress(f"  building a group of {base} ...")
         members = await _build(world, [f"m{i}" for i in range(base)], batch)
         stop = asyncio.Event()
-        beacon = asyncio.create_task(_beacon(members[0], stop))
+        beaconing = asyncio.create_task(beacon(members[0], stop))
         samples: list[float] = []
         try:
             for i in range(size - base):
-                probe = await asyncio.wait_for(_timed_join(world, f"t{i}"), 60.0)
+                probe = await asyncio.wait_for(timed_join(world, f"t{i}"), 60.0)
                 samples.append(probe.ms)
                 _progress(
                     f"  join into {base + i}: {probe.ms:.1f} ms "
@@ -150,7 +168,7 @@ async def _join_latency(size: int, joins: int, batch: int) -> list[float]:
                 )
         finally:
             stop.set()
-            await beacon
+            await beaconing
         return samples
 
 
@@ -188,23 +206,106 @@ async def _reach(member: GroupMember, epoch: int) -> None:
     await member.wait_for(lambda: member.epoch >= epoch, 60.0)
 
 
+# ---------------------------------------------------------------- members in worker processes
+
+
+def _crowd(i: int, processes: int) -> int:
+    """The worker of the i-th member that is not on a join's path: every worker but the
+    lead's, in turn (the lead's own when it is the only one)."""
+    return 1 + i % (processes - 1) if processes > 1 else LEAD
+
+
+async def _build_procs(cluster: Cluster, names: Sequence[str], batch: int) -> None:
+    """As `_build`: m0 creates the group in the lead worker, the rest join the crowd."""
+    processes = len(cluster.workers)
+    await cluster.add([(names[0], LEAD)], 60.0)
+    for i in range(1, len(names), batch):
+        chunk = names[i : i + batch]
+        await cluster.add([(n, _crowd(i + k, processes)) for k, n in enumerate(chunk)])
+    if await cluster.converge(120.0) is None:
+        raise RuntimeError("the group did not converge while being built")
+
+
+async def _join_latency_procs(size: int, joins: int, batch: int, processes: int) -> list[float]:
+    async with Cluster.start(f"join{size}", BENCH_CONFIG, processes) as cluster:
+        base = max(2, size - joins)
+        _progress(f"  building a group of {base} over {processes} worker processes ...")
+        await _build_procs(cluster, [f"m{i}" for i in range(base)], batch)
+        lead = cluster.workers[LEAD]
+        await lead.call("beacon", 30.0, name="m0", on=True)
+        samples: list[float] = []
+        for i in range(size - base):
+            times = await lead.call("timed_join", 70.0, name=f"t{i}", timeout=60.0)
+            probe = Probe(times["kp"], times["welcomed"], times["media"])
+            samples.append(probe.ms)
+            _progress(
+                f"  join into {base + i}: {probe.ms:.1f} ms "
+                f"(welcome after {(probe.welcomed - probe.kp) * 1000:.1f} ms)"
+            )
+        await lead.call("beacon", 30.0, name="m0", on=False)
+        return samples
+
+
+async def _concurrent_procs(into: int, k: int, batch: int, processes: int) -> float:
+    async with Cluster.start("concurrent", BENCH_CONFIG, processes) as cluster:
+        _progress(f"  building a group of {into} over {processes} worker processes ...")
+        await _build_procs(cluster, [f"m{i}" for i in range(into)], batch)
+        start = time.monotonic()
+        # the joiners are k machines: spread over every worker
+        joined = await cluster.add([(f"j{i}", i % processes) for i in range(k)])
+        elapsed = joined - start
+        _progress(f"  {k} joined a group of {into} in {elapsed:.3f} s")
+        return elapsed
+
+
+async def _removals_procs(size: int, count: int, batch: int, processes: int) -> list[float]:
+    async with Cluster.start("removal", BENCH_CONFIG, processes) as cluster:
+        _progress(f"  building a group of {size + count} over {processes} worker processes ...")
+        names = [f"m{i}" for i in range(size + count)]
+        await _build_procs(cluster, names, batch)
+        samples: list[float] = []
+        for leaver in names[-count:]:
+            state = await cluster.state()
+            worker = cluster.worker_of(leaver)
+            start = await worker.call("leave", 30.0, name=leaver)
+            reached = await cluster.reached(state[leaver]["epoch"] + 1, [leaver])
+            samples.append((reached - start) * 1000)
+            _progress(f"  removal at {len(state)} members: {samples[-1]:.1f} ms")
+            await worker.call("close_member", 30.0, name=leaver)
+        return samples
+
+
 def _attempt(what: str, work: Coroutine[Any, Any, T]) -> T | None:
     """Run one measurement; a failure or timeout is reported, not fatal to the others."""
     try:
         return asyncio.run(work)
-    except (TimeoutError, RuntimeError, E2EEError) as exc:
+    except (TimeoutError, RuntimeError, E2EEError) as exc:  # a WorkerError is a RuntimeError
         _progress(f"  {what} FAILED: {type(exc).__name__}: {exc}")
         return None
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.CRITICAL)
+    procs = args.processes
+    if procs < 1:
+        raise SystemExit("moqmls bench e2e: --processes must be at least 1")
     sizes = [int(s) for s in args.sizes.split(",") if s]
+    layout = (
+        "one process"
+        if procs == 1
+        else f"relay + lock service in one process, members in {procs} worker processes"
+    )
+    _progress(f"layout: {layout}")
     results: dict[str, float | None] = {}
     rows: list[tuple[str, float | None, float | None]] = []
     for size in sizes:
         _progress(f"join latency at N = {size}")
-        samples = _attempt(f"N = {size}", _join_latency(size, args.joins, args.batch))
+        work = (
+            _join_latency(size, args.joins, args.batch)
+            if procs == 1
+            else _join_latency_procs(size, args.joins, args.batch, procs)
+        )
+        samples = _attempt(f"N = {size}", work)
         p50 = percentile(samples, 50) if samples else None
         p95 = percentile(samples, 95) if samples else None
         results[f"join.n{size}.p50_ms"] = None if p50 is None else round(p50, 1)
@@ -212,16 +313,27 @@ def run(args: argparse.Namespace) -> int:
         rows.append((f"join p50, N={size} (ms)", p50, 100.0 if size <= 32 else None))
         rows.append((f"join p95, N={size} (ms)", p95, 250.0 if size <= 32 else 500.0))
     _progress(f"{args.concurrent} concurrent joins into {args.into}")
-    elapsed = _attempt("concurrent joins", _concurrent(args.into, args.concurrent, args.batch))
+    concurrent = (
+        _concurrent(args.into, args.concurrent, args.batch)
+        if procs == 1
+        else _concurrent_procs(args.into, args.concurrent, args.batch, procs)
+    )
+    elapsed = _attempt("concurrent joins", concurrent)
     key = f"concurrent{args.concurrent}.into{args.into}_s"
     results[key] = None if elapsed is None else round(elapsed, 3)
     rows.append((f"{args.concurrent} joins at once into {args.into} (s)", elapsed, 1.0))
     _progress("removal latency")
-    removals = _attempt("removals", _removals(args.into, args.removals, args.batch))
+    leaving = (
+        _removals(args.into, args.removals, args.batch)
+        if procs == 1
+        else _removals_procs(args.into, args.removals, args.batch, procs)
+    )
+    removals = _attempt("removals", leaving)
     removal_p95 = percentile(removals, 95) if removals else None
     results["removal.p95_ms"] = None if removal_p95 is None else round(removal_p95, 1)
     rows.append(("removal p95 (ms)", removal_p95, 2000.0))
     print()
+    print(f"layout: {layout}")
     print(f"{'measure':<36} {'value':>10} {'target':>10} {'value/target':>13}")
     for name, value, target in rows:
         shown_value = "failed" if value is None else f"{value:.1f}"
@@ -230,5 +342,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name:<36} {shown_value:>10} {shown_target:>10} {ratio:>13}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+            json.dump({**results, "processes": procs, "layout": layout}, f, indent=2)
     return 0 if all(v is not None for v in results.values()) else 1

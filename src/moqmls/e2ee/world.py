@@ -3,6 +3,7 @@
 Used by `moqmls demo`, the end-to-end tests and `moqmls bench e2e`. Everything is real: a
 QUIC MoQT relay with a self-signed certificate made at start, the HTTP lock service on an
 ephemeral port over a SQLite (or memory, or etcd) store, real MLS and Secure Objects.
+`World.attach` hosts members against a relay and lock service run elsewhere (another process).
 """
 
 from __future__ import annotations
@@ -156,6 +157,23 @@ class World:
                     world.on_line = None
                     await world.close()
 
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def attach(
+        cls,
+        relay_url: str,
+        lock_url: str,
+        verify: bool | str | bytes,
+        group: str,
+        config: MemberConfig | None = None,
+    ) -> AsyncIterator[World]:
+        """Members only, against a relay and lock service that someone else runs."""
+        world = cls(relay_url, lock_url, verify, group, config or MemberConfig())
+        try:
+            yield world
+        finally:
+            await world.close()
+
     def now_ms(self) -> float:
         return (time.monotonic() - self.t0) * 1000
 
@@ -179,6 +197,8 @@ class World:
 
     def relay_for(self, index: int) -> str:
         """Members alternate between relays when they are chained."""
+        if not self.relays:
+            return self.relay_url
         return self.relays[index % len(self.relays)].url
 
     async def add(
