@@ -24,6 +24,14 @@ from moqmls.lock import (
     Locked,
     Stale,
 )
+from moqmls.lock.receipt import Receipt
+
+
+def committed(result: object, epoch: int) -> bool:
+    """`result` is Committed(epoch) with a receipt for the epoch before (the one committed)."""
+    if not isinstance(result, Committed) or result.epoch != epoch or result.receipt is None:
+        return False
+    return Receipt.decode(result.receipt).epoch == epoch - 1
 
 
 def commit_bytes(group: str, epoch: int, holder: str) -> bytes:
@@ -36,6 +44,7 @@ class RaceLog:
     """What racers saw: every Committed answer and every fenced completion."""
 
     wins: list[tuple[int, str, str]] = field(default_factory=list)  # (epoch, holder, hash)
+    receipts: dict[int, bytes | None] = field(default_factory=dict)  # epoch -> its receipt
     fenced: int = 0
     locked: int = 0
 
@@ -68,6 +77,7 @@ async def race_epochs(
                 if isinstance(done, Committed):
                     assert done.epoch == epoch + 1
                     log.wins.append((epoch, holder, hashlib.sha256(commit).hexdigest()))
+                    log.receipts[epoch] = done.receipt
                     epoch = done.epoch
                     await asyncio.sleep(random.uniform(0, 0.002))
                 else:

@@ -18,7 +18,6 @@ import pytest
 
 from moqmls.lock import (
     Acquired,
-    Committed,
     Create,
     Created,
     Fenced,
@@ -34,6 +33,7 @@ from tests.lock.lock_helpers import (
     RaceLog,
     assert_create_race,
     commit_bytes,
+    committed,
     create_group,
     race_create,
     race_epochs,
@@ -107,7 +107,7 @@ async def test_silent_holder_is_fenced_after_its_ttl(etcd_url: str) -> None:
             await asyncio.sleep(0.05)
         assert time.monotonic() - started >= 0.99, "the lease held for its TTL"
         assert await client.complete(silent.token, commit=b"late") == Fenced()
-        assert await client.complete(taken.token, commit=b"ok") == Committed(1)
+        assert committed(await client.complete(taken.token, commit=b"ok"), 1)
 
 
 async def test_unknown_outcomes_settled_by_retry(etcd_url: str) -> None:
@@ -123,7 +123,7 @@ async def test_unknown_outcomes_settled_by_retry(etcd_url: str) -> None:
         again = await client.lock("g", 0, "m", request_id="req-7")
         assert isinstance(again, Acquired)
         async with response_dropping_proxy(etcd_url, drops=1) as proxied, LockClient(proxied) as c:
-            assert await c.complete(again.token, commit=b"c") == Committed(1)
+            assert committed(await c.complete(again.token, commit=b"c"), 1)
         assert (await client.status("g")).epoch == 1
 
 
@@ -204,14 +204,47 @@ async def test_two_stores_never_decide_on_a_stale_view(cluster: EtcdCluster) -> 
         for epoch in range(3):  # b moves the group on behind a's back
             got = await b.lock("g", epoch, "b")
             assert isinstance(got, Acquired)
-            assert await b.complete(got.token, commit_hash=sha(b"%d" % epoch)) == Committed(
-                epoch + 1
-            )
+            assert committed(await b.complete(got.token, commit_hash=sha(b"%d" % epoch)), epoch + 1)
         assert await a.lock("g", 0, "a") == Stale(3)
         assert await a.complete(held.token, commit_hash=sha(b"late")) == Fenced()
         got = await a.lock("g", 3, "a")
         assert isinstance(got, Acquired)
         other = await b.lock("g", 3, "b")
         assert isinstance(other, Locked) and other.holder == "a"
-        assert await a.complete(got.token, commit_hash=sha(b"a3")) == Committed(4)
+        assert committed(await a.complete(got.token, commit_hash=sha(b"a3")), 4)
         assert (await b.status("g")).epoch == 4
+
+
+async def test_two_services_on_one_cluster_sign_receipts_with_one_key(
+    cluster: EtcdCluster,
+) -> None:
+    prefix = f"/t/{uuid.uuid4().hex}/"
+    async with (
+        fresh_store(cluster, prefix, 0) as one,
+        fresh_store(cluster, prefix, 1) as two,
+        serve(one) as url_one,
+        serve(two) as url_two,
+        LockClient(url_one) as a,
+        LockClient(url_two) as b,
+    ):
+        assert await a.service_keys() == await b.service_keys()
+        await create_group(a, "signed")
+        for epoch, client in enumerate((a, b, a)):
+            got = await client.lock("signed", epoch, f"h{epoch}")
+            assert isinstance(got, Acquired)
+            commit = b"c%d" % epoch
+            done = await client.complete(got.token, commit=commit)
+            assert committed(done, epoch + 1)
+            assert isinstance(done.receipt, bytes)
+            # a member that only knows service one's key verifies service two's receipts
+            await a.verify_receipt(
+                done.receipt,
+                group="signed",
+                epoch=epoch,
+                committer=f"h{epoch}",
+                commit_hash=hashlib.sha256(commit).digest(),
+            )
+            record = await b.epoch("signed", epoch)
+            assert record is not None and record.receipt == done.receipt
+        history = (await a.status("signed")).history
+        assert [h.receipt is not None for h in history] == [True] * 3

@@ -12,7 +12,6 @@ import pytest
 
 from moqmls.lock import (
     Acquired,
-    Committed,
     Fenced,
     LockClient,
     Locked,
@@ -22,7 +21,7 @@ from moqmls.lock import (
     serve,
 )
 from moqmls.lock.sqlite import SQLiteStore
-from tests.lock.lock_helpers import create_group, response_dropping_proxy
+from tests.lock.lock_helpers import committed, create_group, response_dropping_proxy
 
 
 def sha(data: bytes) -> str:
@@ -40,7 +39,7 @@ async def test_silent_holder_loses_lease_and_late_complete_is_fenced(client: Loc
     taken = await client.lock("g", 0, "other", ttl_ms=2000)
     assert isinstance(taken, Acquired)
     assert await client.complete(silent.token, commit=b"late") == Fenced()
-    assert await client.complete(taken.token, commit=b"ok") == Committed(1)
+    assert committed(await client.complete(taken.token, commit=b"ok"), 1)
     assert await client.complete(silent.token, commit=b"late") == Fenced()
     assert (await client.epoch("g", 0)).commit == b"ok"  # type: ignore[union-attr]
 
@@ -99,7 +98,7 @@ async def test_unknown_lock_outcome_settled_by_request_id(url: str, client: Lock
     assert isinstance(await client.lock("g", 0, "other"), Locked), "the lock did take effect"
     again = await client.lock("g", 0, "m", ttl_ms=5000, request_id="req-1")
     assert isinstance(again, Acquired)
-    assert await client.complete(again.token, commit=b"c") == Committed(1)
+    assert committed(await client.complete(again.token, commit=b"c"), 1)
 
 
 async def test_unknown_complete_outcome_settled_by_retry(url: str, client: LockClient) -> None:
@@ -108,7 +107,7 @@ async def test_unknown_complete_outcome_settled_by_retry(url: str, client: LockC
     assert isinstance(got, Acquired)
     async with response_dropping_proxy(url, drops=1) as proxied, LockClient(proxied) as lossy:
         # The client's own retry repeats the complete after the dropped answer.
-        assert await lossy.complete(got.token, commit=b"c") == Committed(1)
+        assert committed(await lossy.complete(got.token, commit=b"c"), 1)
     status = await client.status("g")
     assert status.epoch == 1 and [h.commit_hash for h in status.history] == [sha(b"c")]
 

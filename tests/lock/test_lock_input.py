@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 from moqmls.lock import (
     Acquired,
     AuthTable,
-    Committed,
     Created,
     ForbiddenError,
     LockClient,
@@ -28,7 +27,7 @@ from moqmls.lock import (
     UnauthorizedError,
     serve,
 )
-from tests.lock.lock_helpers import create_group
+from tests.lock.lock_helpers import committed, create_group
 
 AUTH_FILE = """\
 # token   holders
@@ -71,7 +70,7 @@ async def test_auth_binds_tokens_to_holders(auth_url: str) -> None:
         with pytest.raises(ForbiddenError):
             await alice.release(got.token)
         assert (await alice.status("g")).holder == "carol", "any valid token may read"
-        assert await admin.complete(got.token, commit=b"c") == Committed(1)
+        assert committed(await admin.complete(got.token, commit=b"c"), 1)
 
 
 async def test_unauthorized_answer_names_the_scheme(auth_url: str) -> None:
@@ -144,7 +143,7 @@ async def test_hash_mismatch_is_400_and_keeps_the_lease(url: str, client: LockCl
     ):
         assert response.status == 400
         assert (await response.json())["error"] == "hash_mismatch"
-    assert await client.complete(got.token, commit=b"c") == Committed(1)
+    assert committed(await client.complete(got.token, commit=b"c"), 1)
 
 
 async def test_oversized_body_is_refused(store: Store) -> None:

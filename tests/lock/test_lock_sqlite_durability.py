@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from moqmls.lock import Acquired, Committed, Create, Created
+from moqmls.lock import Acquired, Create, Created
 from moqmls.lock.sqlite import SQLiteStore
+from tests.lock.lock_helpers import committed
 
 
 def sha(data: bytes) -> str:
@@ -43,7 +44,7 @@ async def test_complete_waits_for_the_wal_fsync(
         assert len(calls) == 1
         assert isinstance(await store.lock("g", 1, "b"), Acquired), "the store goes on meanwhile"
         gate.set()
-        assert await done == Committed(1)
+        assert committed(await done, 1)
         monkeypatch.setattr(os, "fsync", real_fsync)
 
 
@@ -58,7 +59,7 @@ async def test_normal_sync_answers_without_fsync(
         await store.complete(create.token)
         got = await store.lock("g", 0, "a")
         assert isinstance(got, Acquired)
-        assert await store.complete(got.token, commit_hash=sha(b"c")) == Committed(1)
+        assert committed(await store.complete(got.token, commit_hash=sha(b"c")), 1)
     assert calls == []
 
 
@@ -96,6 +97,6 @@ async def test_answers_queued_behind_busy_fsyncs_are_released(
         assert not any(task.done() for task in done)
         gate.set()
         results = await asyncio.wait_for(asyncio.gather(*done), 10)
-        assert results == [Committed(1)] * 3
+        assert all(committed(r, 1) for r in results) and len(results) == 3
         assert len(calls) == 3, "the queued answer got an fsync of its own"
         monkeypatch.setattr(os, "fsync", real_fsync)

@@ -14,7 +14,6 @@ import pytest
 from moqmls.lock import (
     Acquired,
     BadRequestError,
-    Committed,
     Create,
     Created,
     Fenced,
@@ -29,6 +28,7 @@ from moqmls.lock import (
     StoreOptions,
 )
 from moqmls.lock.sqlite import SQLiteStore
+from tests.lock.lock_helpers import committed
 
 
 class Clock:
@@ -72,8 +72,8 @@ async def commit_epoch(st: Store, epoch: int, holder: str = "m") -> str:
     got = await st.lock("g", epoch, holder)
     assert isinstance(got, Acquired)
     commit = f"c{epoch}".encode()
-    assert await st.complete(got.token, commit_hash=sha(commit), commit=commit) == Committed(
-        epoch + 1
+    assert committed(
+        await st.complete(got.token, commit_hash=sha(commit), commit=commit), epoch + 1
     )
     return got.token
 
@@ -114,7 +114,7 @@ async def test_lock_answers(st: Store, clock: Clock) -> None:
     assert await st.lock("g", 0, "m") == Locked(200, "m"), "no request_id: no replay"
     with pytest.raises(BadRequestError):
         await st.lock("g", 1, "n")  # ahead of the group
-    assert await st.complete(got.token, commit_hash=sha(b"x"), commit=b"x") == Committed(1)
+    assert committed(await st.complete(got.token, commit_hash=sha(b"x"), commit=b"x"), 1)
     assert await st.lock("g", 0, "n") == Stale(1)
 
 
@@ -136,7 +136,7 @@ async def test_late_complete_is_fenced_and_winner_commits(st: Store, clock: Cloc
     fast = await st.lock("g", 0, "fast", ttl_ms=100)
     assert isinstance(fast, Acquired)
     assert await st.complete(slow.token, commit_hash=sha(b"s")) == Fenced()
-    assert await st.complete(fast.token, commit_hash=sha(b"f")) == Committed(1)
+    assert committed(await st.complete(fast.token, commit_hash=sha(b"f")), 1)
     assert await st.complete(slow.token, commit_hash=sha(b"s")) == Fenced()
     history = (await st.status("g")).history
     assert [(h.epoch, h.committer, h.commit_hash) for h in history] == [(0, "fast", sha(b"f"))]
@@ -155,7 +155,7 @@ async def test_complete_replay_after_later_epochs(st: Store) -> None:
     await created(st)
     token = await commit_epoch(st, 0, "a")
     await commit_epoch(st, 1, "b")
-    assert await st.complete(token, commit_hash=sha(b"c0")) == Committed(1)
+    assert committed(await st.complete(token, commit_hash=sha(b"c0")), 1)
 
 
 async def test_release_is_idempotent_and_exact(st: Store) -> None:
@@ -199,7 +199,7 @@ async def test_bad_completes_leave_state_untouched(st: Store) -> None:
     with pytest.raises(BadRequestError):
         await st.complete(got.token, commit_hash="AB" * 32)
     assert (await st.status("g")).epoch == 0
-    assert await st.complete(got.token, commit_hash=sha(b"x"), commit=b"x") == Committed(1)
+    assert committed(await st.complete(got.token, commit_hash=sha(b"x"), commit=b"x"), 1)
 
 
 async def test_may_act_as_binds_holders(st: Store) -> None:

@@ -1,6 +1,9 @@
 """`moqmls lock-service`: the group lock service over HTTP (DESIGN.md "Lock service").
 
 Prints the URL it listens on (one line, flushed), then serves until SIGINT or SIGTERM.
+Committed decisions are signed (receipts, `moqmls.lock.receipt`) with a key kept in the
+store itself: created by the first instance that opens the store, shared by every instance
+on the same SQLite file or etcd cluster; its public half is served at ``GET /v1/keys``.
 """
 
 from __future__ import annotations
@@ -97,7 +100,11 @@ async def _serve(args: argparse.Namespace) -> None:
             max_inflight=args.max_inflight,
         ) as url,
     ):
-        print(f"moqmls lock-service listening on {url} (store {args.store})", flush=True)
+        key_id = (await store.signer()).key.key_id.hex()
+        print(
+            f"moqmls lock-service listening on {url} (store {args.store}, receipt key {key_id})",
+            flush=True,
+        )
         await stop.wait()
 
 

@@ -22,6 +22,14 @@ Service") is a TODO there, and this package writes it down. A member commits lik
 `status(group)` lists the winner of every epoch; `epoch(group, E)` returns the Commit and
 Welcome stored for epoch E, so a committer that died after `complete` strands nobody.
 
+Every Committed answer (and each epoch record and history entry) carries a receipt: the
+service's Ed25519 signature over (group, epoch, commit hash, committer), see
+`moqmls.lock.receipt`. Anyone holding the service's public key (``GET /v1/keys``,
+`LockClient.service_keys`) can check a commit's winner from it without asking the service::
+
+    await locks.verify_receipt(done.receipt, group="team", epoch=epoch,
+                               committer="alice", commit_hash=sha256(commit_bytes))
+
 To embed the service (demos, tests)::
 
     async with MemoryStore() as store, serve(store) as url:
@@ -33,15 +41,20 @@ Stores: `MemoryStore`, `SQLiteStore` (`moqmls.lock.sqlite`, the embedded default
 
 from moqmls.lock.client import LockClient
 from moqmls.lock.errors import (
+    BadReceiptSignatureError,
     BadRequestError,
     ForbiddenError,
     HashMismatchError,
     LockError,
+    MalformedReceiptError,
     NotFoundError,
     ProtocolError,
+    ReceiptError,
+    ReceiptMismatchError,
     TooManyRequestsError,
     UnauthorizedError,
     UnavailableError,
+    UnknownReceiptKeyError,
 )
 from moqmls.lock.memory import MemoryStore
 from moqmls.lock.model import (
@@ -60,13 +73,15 @@ from moqmls.lock.model import (
     LockResult,
     Stale,
 )
-from moqmls.lock.server import AuthTable, make_app, serve
+from moqmls.lock.receipt import Receipt, ServiceKey, verify_receipt
+from moqmls.lock.server import AuthTable, RequestStats, make_app, serve
 from moqmls.lock.store import Store, StoreOptions
 from moqmls.lock.stores import open_store
 
 __all__ = [
     "Acquired",
     "AuthTable",
+    "BadReceiptSignatureError",
     "BadRequestError",
     "Committed",
     "CompleteResult",
@@ -84,16 +99,24 @@ __all__ = [
     "LockError",
     "LockResult",
     "Locked",
+    "MalformedReceiptError",
     "MemoryStore",
     "NotFoundError",
     "ProtocolError",
+    "Receipt",
+    "ReceiptError",
+    "ReceiptMismatchError",
+    "RequestStats",
+    "ServiceKey",
     "Stale",
     "Store",
     "StoreOptions",
     "TooManyRequestsError",
     "UnauthorizedError",
     "UnavailableError",
+    "UnknownReceiptKeyError",
     "make_app",
     "open_store",
     "serve",
+    "verify_receipt",
 ]

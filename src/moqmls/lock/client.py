@@ -5,6 +5,10 @@ when the caller gives none), so the client retries a request whose outcome it di
 connection failures and timeouts with a short backoff, 429 and 503 after their
 ``Retry-After``. Answers come back as the typed results of `moqmls.lock.model`; errors as
 the `LockError` subclasses the service named.
+
+Receipts (`moqmls.lock.receipt`): `service_keys()` fetches the service's public keys once
+and keeps them; `verify_receipt(...)` checks a receipt against them, raising a precise
+`ReceiptError` subclass when it does not prove what it is checked for.
 """
 
 from __future__ import annotations
@@ -45,7 +49,14 @@ from moqmls.lock.model import (
     LockResult,
     Stale,
 )
-from moqmls.lock.wire import decode_record, decode_result, decode_status, request_body
+from moqmls.lock.receipt import Receipt, ServiceKey, key_table, verify_receipt
+from moqmls.lock.wire import (
+    decode_keys,
+    decode_record,
+    decode_result,
+    decode_status,
+    request_body,
+)
 
 _ERRORS: dict[int, type[LockError]] = {
     400: BadRequestError,
@@ -82,6 +93,7 @@ class LockClient:
         self._headers = {} if auth_token is None else {"Authorization": f"Bearer {auth_token}"}
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
+        self._keys: tuple[ServiceKey, ...] | None = None
 
     async def __aenter__(self) -> LockClient:
         return self
@@ -176,6 +188,34 @@ class LockClient:
         except NotFoundError:
             return None
         return decode_record(body)
+
+    async def service_keys(self, refresh: bool = False) -> tuple[ServiceKey, ...]:
+        """The keys the service signs receipts with: one GET, then cached (unless `refresh`)."""
+        if self._keys is None or refresh:
+            _, body = await self._call("GET", "/v1/keys", None)
+            self._keys = decode_keys(body)
+        return self._keys
+
+    async def verify_receipt(
+        self,
+        receipt: bytes,
+        *,
+        group: str,
+        epoch: int,
+        committer: str,
+        commit_hash: bytes | None,
+    ) -> Receipt:
+        """Check a receipt for (group, epoch, committer, commit_hash) with the service's keys.
+
+        `commit_hash` is the raw SHA-256 of the Commit (None: any). A key id not among the
+        cached keys is looked up once more (the service may have been given a new key).
+        """
+        keys = key_table(await self.service_keys())
+        if Receipt.decode(receipt).key_id not in keys:
+            keys = key_table(await self.service_keys(refresh=True))
+        return verify_receipt(
+            receipt, keys, group=group, epoch=epoch, committer=committer, commit_hash=commit_hash
+        )
 
     # ------------------------------------------------------------ transport
 

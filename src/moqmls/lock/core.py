@@ -40,6 +40,8 @@ from moqmls.lock.model import (
 
 R = TypeVar("R")
 MayActAs = Callable[[str], bool]
+#: Signs one Committed decision: (group, epoch, commit hash in hex, committer) -> receipt.
+Sign = Callable[[str, int, str, str], bytes]
 
 
 @dataclass(frozen=True)
@@ -158,16 +160,24 @@ class CompleteRequest:
 
 
 def decide_complete(
-    snap: Snapshot, req: CompleteRequest, retain_epochs: int, may_act_as: MayActAs | None
+    snap: Snapshot,
+    req: CompleteRequest,
+    retain_epochs: int,
+    may_act_as: MayActAs | None,
+    sign: Sign,
 ) -> Decision[CompleteResult]:
-    """complete: the one linearisation point; advances the epoch only under a live lease."""
+    """complete: the one linearisation point; advances the epoch only under a live lease.
+
+    The receipt is signed here and stored with the record, so that a repeated complete,
+    the epoch record and the status history all give the same one.
+    """
     if req.token.epoch is None:
         return _decide_complete_create(snap, req, may_act_as)
     epoch = req.token.epoch
     done = snap.record
     if done is not None and _same(done.token, req.text):
         check_may_act(done.committer, may_act_as)
-        return Decision(Committed(epoch + 1))
+        return Decision(Committed(epoch + 1, done.receipt))
     lease, head = snap.lease, snap.head
     if lease is None or not snap.live or not _same(lease.token, req.text) or head is None:
         return Decision(Fenced())
@@ -176,10 +186,13 @@ def decide_complete(
     check_may_act(lease.holder, may_act_as)
     if req.commit_hash is None:
         raise BadRequestError("complete of an epoch lease needs commit_hash")
-    record = StoredEpoch(epoch, req.commit_hash, lease.holder, req.text, req.commit, req.welcome)
+    receipt = sign(req.token.group, epoch, req.commit_hash, lease.holder)
+    record = StoredEpoch(
+        epoch, req.commit_hash, lease.holder, req.text, req.commit, req.welcome, receipt
+    )
     prune = epoch + 1 - retain_epochs
     return Decision(
-        Committed(epoch + 1),
+        Committed(epoch + 1, receipt),
         head=replace(head, epoch=epoch + 1),
         clear_lease=True,
         record=record,

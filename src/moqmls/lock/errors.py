@@ -70,6 +70,37 @@ class ProtocolError(LockError):
     status = 502
 
 
+class ReceiptError(LockError):
+    """A Committed receipt that does not prove what it is checked for (checked client-side)."""
+
+    code: str = "bad_receipt"
+    status = 502
+
+
+class MalformedReceiptError(ReceiptError):
+    """The receipt's bytes are not one well-formed receipt (truncated, trailing, bad field)."""
+
+    code: str = "malformed_receipt"
+
+
+class UnknownReceiptKeyError(ReceiptError):
+    """The receipt names a key id that is not one of the service's published keys."""
+
+    code: str = "unknown_receipt_key"
+
+
+class BadReceiptSignatureError(ReceiptError):
+    """The signature does not verify under the named key: some signed field was changed."""
+
+    code: str = "bad_receipt_signature"
+
+
+class ReceiptMismatchError(ReceiptError):
+    """A genuine receipt, but for another group, epoch, commit or committer."""
+
+    code: str = "receipt_mismatch"
+
+
 ERRORS_BY_CODE: dict[str, type[LockError]] = {
     cls.code: cls
     for cls in (

@@ -16,6 +16,7 @@ every service process alike. Keys, under a prefix (default ``/moqmls/lock/``)::
     g/<group>/lease         the Lease, attached to an etcd lease
     g/<group>/e/<epoch:020> {"commit_hash", "committer", "token"}   (the history)
     g/<group>/b/<epoch:020> {"commit", "welcome"} as base64           (the stored messages)
+    service-key             the receipt signing key (raw Ed25519), put once if absent
 
 When an endpoint fails (a killed leader, an election in progress) the store moves to the
 next one and repeats the whole read-decide-write; decisions are idempotent, so repeating
@@ -78,9 +79,11 @@ class _Keys:
         self.blobs = (base + "b/").encode()
 
     def record(self, epoch: int) -> bytes:
+        """The key of epoch `epoch`'s winner."""
         return self.records + f"{epoch:020d}".encode()
 
     def blob(self, epoch: int) -> bytes:
+        """The key of epoch `epoch`'s stored messages."""
         return self.blobs + f"{epoch:020d}".encode()
 
 
@@ -187,6 +190,24 @@ class EtcdStore(Store):
         ttl = self.options.default_ttl_ms if ttl_ms is None else check_ttl_ms(ttl_ms)
         return min(MAX_TTL_MS, 1000 * max(1, math.ceil(ttl / 1000)))
 
+    # ------------------------------------------------------------ signing key
+
+    async def _load_signing_key(self, candidate: bytes) -> bytes:
+        key = (self.prefix + "service-key").encode()
+
+        async def attempt(client: aetcd.Client) -> bytes:
+            t = client.transactions
+            # a key never written has create revision 0: only the first instance's put applies
+            _, responses = await client.transaction(
+                compare=[t.create(key) == 0], success=[t.put(key, candidate)], failure=[t.get(key)]
+            )
+            if responses and isinstance(responses[0], list) and responses[0]:
+                return bytes(responses[0][0][0])
+            return candidate
+
+        result: bytes = await self._retrying(attempt)
+        return result
+
     # ------------------------------------------------------------ reading
 
     def _read_ops(self, client: aetcd.Client, keys: _Keys, record_epoch: int | None) -> list[Any]:
@@ -212,6 +233,7 @@ class EtcdStore(Store):
                 meta["token"],
                 _unb64(blobs.get("commit")),
                 _unb64(blobs.get("welcome")),
+                _unb64(meta.get("receipt")),
             )
         head_rev = head_kv[0][1].mod_revision if head_kv else 0
         lease_rev = lease_kv[0][1].mod_revision if lease_kv else 0
@@ -238,7 +260,15 @@ class EtcdStore(Store):
                     meta = json.loads(value)
                     epoch = int(meta_kv.key.rsplit(b"/", 1)[1])
                     records.append(
-                        StoredEpoch(epoch, meta["commit_hash"], meta["committer"], "", None, None)
+                        StoredEpoch(
+                            epoch,
+                            meta["commit_hash"],
+                            meta["committer"],
+                            "",
+                            None,
+                            None,
+                            _unb64(meta.get("receipt")),
+                        )
                     )
             state = self._parse_read(keys, record_epoch, responses)
             return self._snapshot(state), records
@@ -331,7 +361,12 @@ class EtcdStore(Store):
             ops.append(t.put(keys.lease, _dump(asdict(decision.lease)), lease=grant.id))
         if decision.record is not None:
             r = decision.record
-            meta = {"commit_hash": r.commit_hash, "committer": r.committer, "token": r.token}
+            meta = {
+                "commit_hash": r.commit_hash,
+                "committer": r.committer,
+                "token": r.token,
+                "receipt": _b64(r.receipt),
+            }
             blobs = {"commit": _b64(r.commit), "welcome": _b64(r.welcome)}
             ops.append(t.put(keys.record(r.epoch), _dump(meta)))
             ops.append(t.put(keys.blob(r.epoch), _dump(blobs)))

@@ -20,6 +20,12 @@ class MemoryStore(Store):
         self._heads: dict[str, GroupHead] = {}
         self._leases: dict[str, Lease] = {}
         self._records: dict[str, dict[int, StoredEpoch]] = {}
+        self._signing_key: bytes | None = None
+
+    async def _load_signing_key(self, candidate: bytes) -> bytes:
+        if self._signing_key is None:
+            self._signing_key = candidate
+        return self._signing_key
 
     def _snapshot(self, group: str, record_epoch: int | None) -> Snapshot:
         now = self.clock()

@@ -157,9 +157,14 @@ class Stale:
 
 @dataclass(frozen=True)
 class Committed:
-    """complete: the commit is canonical and the group is at `epoch`; publish it now."""
+    """complete: the commit is canonical and the group is at `epoch`; publish it now.
+
+    `receipt` is the service's signed statement of the decision (`moqmls.lock.receipt`);
+    None only for a record stored before the service signed its decisions.
+    """
 
     epoch: int
+    receipt: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -186,6 +191,7 @@ class HistoryEntry:
     epoch: int
     commit_hash: str
     committer: str
+    receipt: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +213,7 @@ class EpochRecord:
     committer: str
     commit: bytes | None
     welcome: bytes | None
+    receipt: bytes | None = None
 
 
 # ---------------------------------------------------------------- stored state
@@ -244,11 +251,14 @@ class StoredEpoch:
     token: str
     commit: bytes | None
     welcome: bytes | None
+    receipt: bytes | None = None  # signed when committed (`moqmls.lock.receipt`)
 
     def public(self) -> EpochRecord:
         """The record without its token."""
-        return EpochRecord(self.epoch, self.commit_hash, self.committer, self.commit, self.welcome)
+        return EpochRecord(
+            self.epoch, self.commit_hash, self.committer, self.commit, self.welcome, self.receipt
+        )
 
     def entry(self) -> HistoryEntry:
         """The record's line in a status history."""
-        return HistoryEntry(self.epoch, self.commit_hash, self.committer)
+        return HistoryEntry(self.epoch, self.commit_hash, self.committer, self.receipt)

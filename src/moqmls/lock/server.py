@@ -9,7 +9,10 @@ Routes (all bodies JSON):
   -> 200 committed / created | 410 fenced | 400 (hash mismatch)
 - ``DELETE /v1/locks/{token}`` -> 204
 - ``GET /v1/groups/{group}`` -> 200 status | 404
-- ``GET /v1/groups/{group}/epochs/{epoch}`` -> 200 stored Commit and Welcome | 404
+- ``GET /v1/groups/{group}/epochs/{epoch}`` -> 200 stored Commit, Welcome and receipt | 404
+- ``GET /v1/keys`` -> 200 {keys: [{key_id, alg: "Ed25519", public_key}]}: the keys that
+  sign the receipts of Committed answers, epoch records and status histories
+  (`moqmls.lock.receipt`)
 
 Errors answer ``{"result": "error", "reason": ...}`` with 400/401/403/404/429/503;
 409/429/503 carry ``Retry-After``. With an auth table every request needs
@@ -21,9 +24,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +44,7 @@ from moqmls.lock.model import Locked, check_epoch, check_group, check_holder
 from moqmls.lock.store import Store
 from moqmls.lock.wire import (
     Result,
+    encode_keys,
     encode_record,
     encode_result,
     encode_status,
@@ -55,6 +60,19 @@ ANY_HOLDER = "*"
 _STORE_KEY = web.AppKey("store", Store)
 _AUTH_KEY = web.AppKey("auth", object)
 _LIMIT_KEY = web.AppKey("limit", object)
+_STATS_KEY = web.AppKey("stats", object)
+
+
+@dataclass
+class RequestStats:
+    """Requests answered, per route (its path template), for tests and benchmarks."""
+
+    by_route: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def total(self) -> int:
+        """Every request counted."""
+        return sum(self.by_route.values())
 
 
 @dataclass(frozen=True)
@@ -157,6 +175,10 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if limit.count >= limit.limit:
         return _error_response(TooManyRequestsError("too many requests in flight"))
     limit.count += 1
+    stats = request.app[_STATS_KEY]
+    if isinstance(stats, RequestStats):
+        resource = request.match_info.route.resource
+        stats.by_route[resource.canonical if resource is not None else "?"] += 1
     try:
         _may(request)  # every request, reads too, must authenticate
         return await handler(request)
@@ -235,24 +257,31 @@ async def _epoch(request: web.Request) -> web.Response:
     return _json(200, encode_record(record))
 
 
+async def _keys(request: web.Request) -> web.Response:
+    return _json(200, encode_keys(await _store(request).service_keys()))
+
+
 def make_app(
     store: Store,
     *,
     auth: AuthTable | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     max_inflight: int = DEFAULT_MAX_INFLIGHT,
+    stats: RequestStats | None = None,
 ) -> web.Application:
-    """The aiohttp application serving `store`."""
+    """The aiohttp application serving `store`; `stats`, if given, counts its requests."""
     app = web.Application(client_max_size=max_body, middlewares=[_guard])
     app[_STORE_KEY] = store
     app[_AUTH_KEY] = auth
     app[_LIMIT_KEY] = _Inflight(max_inflight)
+    app[_STATS_KEY] = stats
     app.router.add_post("/v1/groups/{group}/create-or-join", _create_or_join)
     app.router.add_post("/v1/groups/{group}/epochs/{epoch}/lock", _lock)
     app.router.add_post("/v1/locks/{token}/complete", _complete)
     app.router.add_delete("/v1/locks/{token}", _release)
     app.router.add_get("/v1/groups/{group}", _status)
     app.router.add_get("/v1/groups/{group}/epochs/{epoch}", _epoch)
+    app.router.add_get("/v1/keys", _keys)
     return app
 
 
@@ -265,12 +294,15 @@ async def serve(
     auth: AuthTable | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     max_inflight: int = DEFAULT_MAX_INFLIGHT,
+    stats: RequestStats | None = None,
 ) -> AsyncIterator[str]:
     """Serve a started `store` on host:port (0: an ephemeral port), yielding the base URL.
 
     The store's lifecycle stays the caller's: ``async with store, serve(store) as url``.
+    The receipt signing key is loaded (or created in the store) before the first request.
     """
-    app = make_app(store, auth=auth, max_body=max_body, max_inflight=max_inflight)
+    await store.signer()
+    app = make_app(store, auth=auth, max_body=max_body, max_inflight=max_inflight, stats=stats)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:

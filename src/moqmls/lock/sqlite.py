@@ -57,7 +57,20 @@ def _schema() -> list[str]:
         cols = ", ".join(_q(c) for c in ["group", *_columns(cls)])
         keys = ", ".join(_q(k) for k in key)
         statements.append(f"CREATE TABLE IF NOT EXISTS {table} ({cols}, PRIMARY KEY ({keys}))")
+    statements.append(
+        "CREATE TABLE IF NOT EXISTS service_key "
+        '("id" INTEGER PRIMARY KEY CHECK ("id" = 1), "private_key" BLOB NOT NULL)'
+    )
     return statements
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Add the columns a newer dataclass has to a file an older version created."""
+    for table, (cls, _) in _TABLES.items():
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for column in _columns(cls):
+            if column not in present:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {_q(column)}")
 
 
 def _select(table: str, where: Sequence[str]) -> str:
@@ -78,7 +91,7 @@ _SELECT_RECORD = _select("epochs", ["group", "epoch"])
 _UPSERT = {table: _upsert(table) for table in _TABLES}
 
 _HISTORY = (
-    'SELECT "epoch", "commit_hash", "committer", "token", NULL, NULL FROM epochs '
+    'SELECT "epoch", "commit_hash", "committer", "token", NULL, NULL, "receipt" FROM epochs '
     'WHERE "group" = ? ORDER BY "epoch"'
 )
 
@@ -174,6 +187,7 @@ class SQLiteStore(Store):
         db.execute("BEGIN IMMEDIATE")
         for statement in _schema():
             db.execute(statement)
+        _migrate(db)
         db.execute("COMMIT")
         if self.sync == "full" and mode == "wal":
             # The WAL lives as long as any connection does (ours), so this descriptor
@@ -209,6 +223,25 @@ class SQLiteStore(Store):
         return self._db
 
     # ------------------------------------------------------------ primitives
+
+    def _load_signing_key_sync(self, candidate: bytes) -> bytes:
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")  # two processes starting at once store one key
+        try:
+            db.execute(
+                'INSERT OR IGNORE INTO service_key ("id", "private_key") VALUES (1, ?)',
+                (candidate,),
+            )
+            row = db.execute('SELECT "private_key" FROM service_key WHERE "id" = 1').fetchone()
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return bytes(row[0])
+
+    async def _load_signing_key(self, candidate: bytes) -> bytes:
+        return await self._run(lambda: self._load_signing_key_sync(candidate))
 
     def _snapshot(self, db: sqlite3.Connection, group: str, record_epoch: int | None) -> Snapshot:
         now = self.clock()

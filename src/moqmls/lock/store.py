@@ -10,6 +10,13 @@ read-decide-write primitive (`_transact`) and consistent reads (`_read`):
 
 This class adds what the decisions must not do themselves: validating arguments, reading
 the clock (through the store's snapshot) and drawing token nonces.
+
+Receipt signing key (`moqmls.lock.receipt`): it lives in the store itself, created once by
+whichever service instance needs it first (`_load_signing_key` inserts a fresh key only if
+none is stored, atomically, and returns the stored one). Every process sharing one SQLite
+file or one etcd cluster therefore signs with the same key and publishes the same key id,
+and the embedded service needs no option. Whoever can write the store could already rewrite
+its winners, so keeping the key there adds no new party to trust.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ from moqmls.lock.model import (
     check_request_id,
     check_ttl_ms,
 )
+from moqmls.lock.receipt import ReceiptSigner, ServiceKey, new_signing_key
 
 DEFAULT_RETAIN_EPOCHS = 1024
 
@@ -81,6 +89,7 @@ class Store(abc.ABC):
     def __init__(self, options: StoreOptions | None = None) -> None:
         self.options = options or StoreOptions()
         self.clock = self.options.clock
+        self._signer: ReceiptSigner | None = None
 
     # ------------------------------------------------------------ primitives
 
@@ -95,6 +104,22 @@ class Store(abc.ABC):
         self, group: str, record_epoch: int | None, history: bool
     ) -> tuple[Snapshot, list[StoredEpoch]]:
         """A consistent read of the group, its record of `record_epoch`, maybe its history."""
+
+    @abc.abstractmethod
+    async def _load_signing_key(self, candidate: bytes) -> bytes:
+        """Store `candidate` as the receipt signing key unless one is stored; return the stored."""
+
+    async def signer(self) -> ReceiptSigner:
+        """The receipt signer, its key loaded from (or first created in) the store."""
+        if self._signer is None:
+            raw = await self._load_signing_key(new_signing_key())
+            if self._signer is None:
+                self._signer = ReceiptSigner(raw)
+        return self._signer
+
+    async def service_keys(self) -> tuple[ServiceKey, ...]:
+        """The public keys receipts are signed with (one: the store's)."""
+        return ((await self.signer()).key,)
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Open connections and create schemas."""
@@ -166,10 +191,11 @@ class Store(abc.ABC):
         """complete(token, commit_hash, commit, welcome) -> Committed | Created | Fenced."""
         req = _complete_request(token, commit_hash, commit, welcome)
         retain = self.options.retain_epochs
+        sign = (await self.signer()).sign
         return await self._transact(
             req.token.group,
             req.token.epoch,
-            lambda s: decide_complete(s, req, retain, may_act_as),
+            lambda s: decide_complete(s, req, retain, may_act_as, sign),
         )
 
     async def release(self, token: str, *, may_act_as: MayActAs | None = None) -> None:

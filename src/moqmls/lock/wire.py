@@ -2,7 +2,7 @@
 
 `RESULTS` maps every answer to its ``result`` name and HTTP status; the server encodes and the
 client decodes from that one table. `REQUESTS` defines each request body's fields and their
-validators. Byte fields (Commit, Welcome) travel as standard base64.
+validators. Byte fields (Commit, Welcome, receipts, keys) travel as standard base64.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from moqmls.lock.errors import BadRequestError, ProtocolError
+from moqmls.lock.errors import BadRequestError, LockError, ProtocolError
 from moqmls.lock.model import (
     Acquired,
     Committed,
@@ -33,6 +33,7 @@ from moqmls.lock.model import (
     check_request_id,
     check_ttl_ms,
 )
+from moqmls.lock.receipt import ALGORITHM, ServiceKey
 
 Result = Create | Join | Locked | Acquired | Stale | Committed | Created | Fenced
 
@@ -61,12 +62,16 @@ _BY_NAME = {w.name: w for w in RESULTS}
 _FIELDS = {w.cls: tuple(f.name for f in dataclasses.fields(w.cls)) for w in RESULTS}
 
 
+def _to_json(value: object) -> object:
+    return base64.b64encode(value).decode("ascii") if isinstance(value, bytes) else value
+
+
 def encode_result(result: Result) -> tuple[int, dict[str, Any]]:
     """A result's HTTP status and JSON body."""
     wire = _BY_CLASS[type(result)]
     body: dict[str, Any] = {"result": wire.name}
     for name in _FIELDS[wire.cls]:
-        body[name] = getattr(result, name)
+        body[name] = _to_json(getattr(result, name))
     return wire.status, body
 
 
@@ -77,9 +82,19 @@ def _field_ok(value: object, annotation: str) -> bool:
         return isinstance(value, int)
     if annotation == "str":
         return isinstance(value, str)
-    if annotation == "str | None":
+    if annotation in ("str | None", "bytes | None"):
         return value is None or isinstance(value, str)
     return False
+
+
+def _from_json(value: object, annotation: str, status: int, name: str) -> object:
+    """A field's value from its checked JSON form (bytes fields are base64)."""
+    if annotation != "bytes | None" or value is None:
+        return value
+    try:
+        return _b64(value)
+    except BadRequestError as exc:
+        raise ProtocolError(f"HTTP {status}: bad base64 in field {name!r}") from exc
 
 
 def decode_result(status: int, body: object, allowed: tuple[type[Result], ...]) -> Result:
@@ -96,7 +111,7 @@ def decode_result(status: int, body: object, allowed: tuple[type[Result], ...]) 
             continue
         if not _field_ok(value, str(field.type)):
             raise ProtocolError(f"HTTP {status}: bad field {field.name!r}")
-        values[field.name] = value
+        values[field.name] = _from_json(value, str(field.type), status, field.name)
     return wire.cls(**values)  # type: ignore[arg-type]
 
 
@@ -178,18 +193,59 @@ def request_body(**fields: object) -> dict[str, object]:
 # ---------------------------------------------------------------- status and records
 
 
+def _as_json(value: object) -> dict[str, Any]:
+    """A dataclass as a JSON object, its bytes fields as base64."""
+    return {f.name: _to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}  # type: ignore[arg-type]
+
+
 def encode_status(status: GroupStatus) -> dict[str, Any]:
-    """The JSON body of a status answer."""
-    return dataclasses.asdict(status) | {"history": [dataclasses.asdict(h) for h in status.history]}
+    """The JSON body of a status answer; each history entry carries its receipt."""
+    return _as_json(status) | {"history": [_as_json(h) for h in status.history]}
 
 
 def encode_record(record: EpochRecord) -> dict[str, Any]:
-    """The JSON body of an epoch record; Commit and Welcome as base64 (or null)."""
-    out = dataclasses.asdict(record)
-    for name in ("commit", "welcome"):
-        value = getattr(record, name)
-        out[name] = None if value is None else base64.b64encode(value).decode("ascii")
-    return out
+    """The JSON body of an epoch record; Commit, Welcome and receipt as base64 (or null)."""
+    return _as_json(record)
+
+
+def encode_keys(keys: tuple[ServiceKey, ...]) -> dict[str, Any]:
+    """The JSON body of ``GET /v1/keys``: each receipt key with its id (hex) and algorithm."""
+    return {
+        "keys": [
+            {
+                "key_id": k.key_id.hex(),
+                "alg": ALGORITHM,
+                "public_key": base64.b64encode(k.public_key).decode("ascii"),
+            }
+            for k in keys
+        ]
+    }
+
+
+def decode_keys(body: object) -> tuple[ServiceKey, ...]:
+    """The receipt keys a ``GET /v1/keys`` answer lists (others' algorithms skipped)."""
+    if not isinstance(body, dict):
+        raise ProtocolError("bad keys body")
+    keys = []
+    for item in _need(body, "keys", list):
+        if not isinstance(item, dict) or item.get("alg") != ALGORITHM:
+            continue
+        try:
+            key = ServiceKey.of(_b64(_need(item, "public_key", str)))
+        except LockError as exc:
+            raise ProtocolError("bad public key in keys body") from exc
+        if _need(item, "key_id", str) != key.key_id.hex():
+            raise ProtocolError("a key id does not match its key")
+        keys.append(key)
+    return tuple(keys)
+
+
+def _optional_bytes(body: Mapping[str, object], name: str) -> bytes | None:
+    value = _need(body, name, (str, type(None))) if name in body else None
+    try:
+        return None if value is None else _b64(value)
+    except BadRequestError as exc:
+        raise ProtocolError(f"bad base64 in {name!r}") from exc
 
 
 def _need(body: Mapping[str, object], name: str, kind: type | tuple[type, ...]) -> Any:
@@ -213,6 +269,7 @@ def decode_status(body: object) -> GroupStatus:
                 _need(item, "epoch", int),
                 _need(item, "commit_hash", str),
                 _need(item, "committer", str),
+                _optional_bytes(item, "receipt"),
             )
         )
     return GroupStatus(
@@ -227,17 +284,13 @@ def decode_record(body: object) -> EpochRecord:
     """The EpochRecord an epoch answer carries."""
     if not isinstance(body, dict):
         raise ProtocolError("bad epoch record body")
-    blobs: list[bytes | None] = []
     for name in ("commit", "welcome"):
-        value = _need(body, name, (str, type(None)))
-        try:
-            blobs.append(None if value is None else _b64(value))
-        except BadRequestError as exc:
-            raise ProtocolError(f"bad base64 in {name!r}") from exc
+        _need(body, name, (str, type(None)))  # present, if null
     return EpochRecord(
         _need(body, "epoch", int),
         _need(body, "commit_hash", str),
         _need(body, "committer", str),
-        blobs[0],
-        blobs[1],
+        _optional_bytes(body, "commit"),
+        _optional_bytes(body, "welcome"),
+        _optional_bytes(body, "receipt"),
     )
