@@ -37,6 +37,7 @@ from moqmls.moqt import events as ev
 from moqmls.moqt.codec import Properties
 from moqmls.moqt.errors import MoQTError, VersionNegotiationError
 from moqmls.moqt.profile import PROFILES, profile_for_alpn
+from moqmls.moqt.quic_streams import park_idle_streams
 from moqmls.moqt.session import (
     CloseConnection,
     MoQTSession,
@@ -139,6 +140,8 @@ class MoQTProtocol(QuicConnectionProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # a session keeps a request stream open per track: packets must not walk them all
+        park_idle_streams(self._quic)
         self.session: MoQTSession | None = None
         self.handler: EventHandler | None = None
         self.setup_options: Properties = ((0x07, IMPLEMENTATION),)
