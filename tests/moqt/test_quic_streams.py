@@ -89,6 +89,8 @@ class Link:
         self.client = Side(client, CLIENT_ADDR)
         self.server = Side(server, SERVER_ADDR)
         self.loss = 0.0
+        #: drops every datagram of one `datagrams_to_send` call of a side when it says so
+        self.blackhole: Callable[[Side], bool] = lambda side: False
         self.random = random.Random(seed)
         self.now = 0.0
         self.datagrams = 0
@@ -99,10 +101,12 @@ class Link:
         """Exchange every datagram both sides have; True if any was sent."""
         sent = False
         for src, dst in ((self.client, self.server), (self.server, self.client)):
-            for data, _ in src.conn.datagrams_to_send(now=self.now):
+            datagrams = src.conn.datagrams_to_send(now=self.now)
+            dropped = self.blackhole(src)
+            for data, _ in datagrams:
                 sent = True
                 self.datagrams += 1
-                if self.random.random() >= self.loss:
+                if not dropped and self.random.random() >= self.loss:
                     dst.conn.receive_datagram(data, src.addr, now=self.now)
                     dst.take_events()
         return sent
@@ -238,6 +242,41 @@ def test_a_long_transfer_raises_max_stream_data(cls: type[QuicConnection], loss:
     assert link.server.data[ids[50]] == b"PUBLISH 50" + data
     assert link.client.data[ids[60]] == b"OK" + data
     assert link.server.conn._streams[ids[50]].max_stream_data_local > len(data) // 2
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_lost_max_stream_data_frames_are_sent_again(cls: type[QuicConnection]) -> None:
+    link = Link(cls, max_stream_data=16_384)
+    ids = link.open_idle(100)
+    server = link.server.conn
+    original = server._write_stream_limits
+    announced: list[int] = []
+
+    def spying(**kwargs: Any) -> None:
+        stream = kwargs["stream"]
+        before = stream.max_stream_data_local_sent
+        original(**kwargs)
+        if stream.max_stream_data_local_sent != before:
+            announced.append(stream.max_stream_data_local_sent)
+
+    server._write_stream_limits = spying  # type: ignore[method-assign]
+    lost = 0
+
+    def lose_announcements(side: Side) -> bool:
+        # drop the first three batches carrying MAX_STREAM_DATA, only them: later ACKs
+        # reach the sender, which then waits at its limit with nothing left in flight
+        nonlocal lost
+        drop = side is link.server and bool(announced) and lost < 3
+        lost += drop
+        announced.clear()
+        return drop
+
+    link.blackhole = lose_announcements
+    data = payload(4, 300_000)
+    link.client.conn.send_stream_data(ids[40], data, end_stream=True)
+    link.run(lambda: ids[40] in link.server.ended)
+    assert lost == 3
+    assert link.server.data[ids[40]] == b"PUBLISH 40" + data
 
 
 @pytest.mark.parametrize("loss", [0.0, 0.2])
