@@ -39,6 +39,10 @@ class ProposalRejectedError(RejectedObjectError):
     """A Proposal-track object that is not a valid leave request from its track's sender."""
 
 
+class ReceiptRejectedError(RejectedObjectError):
+    """A lock-service receipt that does not prove the object's epoch winner (DESIGN.md)."""
+
+
 class MediaKeyError(E2EEError):
     """No media key for the requested namespace and epoch."""
 

@@ -24,6 +24,8 @@ class ObjectReceived:
     group: int
     object: int
     payload: bytes
+    #: the lock service's receipt the publisher attached (Commit and Welcome objects).
+    receipt: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class Committed:
     """complete: our commit is canonical; the group is now at `epoch`."""
 
     epoch: int
+    #: the lock service's signed receipt of the decision, published with the commit.
+    receipt: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,13 @@ class Status:
 
 
 @dataclass(frozen=True)
+class ServiceKeys:
+    """The lock service's receipt keys: (key id, raw Ed25519 public key) pairs."""
+
+    keys: tuple[tuple[bytes, bytes], ...]
+
+
+@dataclass(frozen=True)
 class LockFailed:
     """The lock-service call failed (transport error, 5xx, bad answer)."""
 
@@ -120,7 +131,17 @@ class LockFailed:
 
 
 LockResult = (
-    Create | Join | Locked | Acquired | Stale | Committed | Fenced | Released | Status | LockFailed
+    Create
+    | Join
+    | Locked
+    | Acquired
+    | Stale
+    | Committed
+    | Fenced
+    | Released
+    | Status
+    | ServiceKeys
+    | LockFailed
 )
 
 
@@ -176,7 +197,12 @@ class QueryStatus:
     messages: bool = True
 
 
-LockOp = CreateOrJoin | AcquireLock | Complete | Release | QueryStatus
+@dataclass(frozen=True)
+class FetchServiceKeys:
+    """The lock service's public receipt keys (asked once, at start)."""
+
+
+LockOp = CreateOrJoin | AcquireLock | Complete | Release | QueryStatus | FetchServiceKeys
 
 # ---------------------------------------------------------------- actions
 
@@ -204,6 +230,8 @@ class Publish:
     payload: bytes
     #: the last object of its MoQT group: the subgroup stream is closed after it.
     end_of_group: bool = False
+    #: MoQT object properties (type, value): odd types carry bytes, even ones integers.
+    properties: tuple[tuple[int, int | bytes], ...] = ()
 
 
 @dataclass(frozen=True)

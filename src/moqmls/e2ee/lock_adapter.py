@@ -2,12 +2,16 @@
 
 Translates the sans-I/O member's `LockOp`s into lock-service calls and their answers back into
 `moqmls.e2ee.events` values. A transport or service failure becomes `LockFailed`, never an
-exception: the member decides what to do next.
+exception: the member decides what to do next. `LockReceipts` is the member's `ReceiptPort`
+over `moqmls.lock.receipt`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from moqmls.e2ee import events as ev
+from moqmls.e2ee.errors import ReceiptRejectedError
 from moqmls.lock import (
     Acquired,
     Committed,
@@ -17,7 +21,9 @@ from moqmls.lock import (
     Join,
     LockClient,
     LockError,
+    ReceiptError,
     Stale,
+    verify_receipt,
 )
 
 #: Lease asked for on each epoch lock: long enough to build a commit at a few hundred members.
@@ -62,6 +68,9 @@ class LockAdapter:
         if isinstance(op, ev.Release):
             await self.client.release(op.token)
             return ev.Released()
+        if isinstance(op, ev.FetchServiceKeys):
+            keys = await self.client.service_keys()
+            return ev.ServiceKeys(tuple((k.key_id, k.public_key) for k in keys))
         return await self._status(op)
 
     async def _complete(self, op: ev.Complete) -> ev.LockResult:
@@ -69,7 +78,9 @@ class LockAdapter:
             done = await self.client.complete(op.token)
         else:
             done = await self.client.complete(op.token, op.commit_hash.hex(), op.commit, op.welcome)
-        if isinstance(done, Committed | Created):
+        if isinstance(done, Committed):
+            return ev.Committed(done.epoch, done.receipt)
+        if isinstance(done, Created):
             return ev.Committed(done.epoch)
         assert isinstance(done, Fenced)
         return ev.Fenced()
@@ -104,3 +115,31 @@ class LockAdapter:
             h.epoch: ev.Winner(bytes.fromhex(h.commit_hash), h.committer) for h in status.history
         }
         return ev.Status(status.exists, status.epoch or 0, winners, epoch)
+
+
+class LockReceipts:
+    """The member's `ReceiptPort`: Ed25519 receipts of `moqmls.lock.receipt`."""
+
+    def check(
+        self,
+        receipt: bytes,
+        keys: Mapping[bytes, bytes],
+        *,
+        group: str,
+        epoch: int,
+        committer: str,
+        commit_hash: bytes | None,
+    ) -> bytes:
+        """The proven winner's commit hash; ReceiptRejectedError naming the lock's reason."""
+        try:
+            proven = verify_receipt(
+                receipt,
+                keys,
+                group=group,
+                epoch=epoch,
+                committer=committer,
+                commit_hash=commit_hash,
+            )
+        except ReceiptError as exc:
+            raise ReceiptRejectedError(f"{type(exc).__name__}: {exc}") from exc
+        return proven.commit_hash

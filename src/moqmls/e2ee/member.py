@@ -11,6 +11,13 @@ state -> complete(token, hash, commit, welcome) -> only on Committed publish Wel
 -> merge. Received Commits are applied in epoch order, each checked against the lock service's
 winner of its epoch; gaps are filled by FETCH from the winner's track, else from the commit the
 lock service stored.
+
+Receipts: the committer publishes the Commit and the Welcome with the lock service's signed
+receipt of its Committed answer (`LOCK_RECEIPT_PROPERTY`). A receipt that the `ReceiptPort`
+accepts for (our group, the object's epoch, the hash of its bytes, its track's sender) tells
+the epoch's winner with no request to the lock service; without one, or with one that does
+not verify or match, the member asks the lock service as before, so a forged receipt can
+only cost a request, never make a loser canonical.
 """
 
 from __future__ import annotations
@@ -22,12 +29,14 @@ from dataclasses import dataclass, field
 from moqmls.e2ee import events as ev
 from moqmls.e2ee.errors import (
     NotMemberError,
+    ReceiptRejectedError,
     RejectedObjectError,
     WelcomeNotForUsError,
 )
-from moqmls.e2ee.ports import GroupPort, IdentityPort, KeyPackageInfo, PendingPort
+from moqmls.e2ee.ports import GroupPort, IdentityPort, KeyPackageInfo, PendingPort, ReceiptPort
 from moqmls.e2ee.tracks import (
     BASE_KEY_LABEL,
+    LOCK_RECEIPT_PROPERTY,
     GroupTracks,
     Namespace,
     TrackKind,
@@ -74,6 +83,8 @@ class MemberConfig:
     verify_delay: float = 0.02
     #: the gap timer backs off up to this many gap_timeouts between lock-service queries.
     max_gap_backoff: int = 5
+    #: ask the lock service for its receipt keys again after this long when it failed.
+    keys_retry: float = 2.0
 
 
 class Phase(enum.Enum):
@@ -126,6 +137,12 @@ class MemberStats:
     rejoins: int = 0
     dropped: int = 0
     lock_conflicts: int = 0
+    #: winners learnt from a verified receipt (no lock-service request).
+    receipts_verified: int = 0
+    #: objects with a receipt that did not verify or match (the lock service was asked).
+    receipts_rejected: int = 0
+    #: Commit and Welcome objects that came without a receipt, or before the keys.
+    receipts_missing: int = 0
 
 
 @dataclass
@@ -136,6 +153,8 @@ class Member:
     tracks: GroupTracks
     config: MemberConfig = field(default_factory=MemberConfig)
     media: list[Namespace] = field(default_factory=list)
+    #: checks the lock service's receipts; None: every winner is asked of the lock service.
+    receipts: ReceiptPort | None = None
 
     def __post_init__(self) -> None:
         self.phase = Phase.IDLE
@@ -172,6 +191,7 @@ class Member:
         self._member_keys: dict[str, bytes] = {}
         self._create_token: str | None = None
         self._recovery_attempts = 0
+        self._service_keys: dict[bytes, bytes] = {}
         self._now = 0.0
 
     # ------------------------------------------------------------ public API
@@ -206,6 +226,7 @@ class Member:
         for kind in TrackKind:
             self._emit(ev.Subscribe(self.tracks.namespace(kind)))
         self._bootstrap(now)
+        self._fetch_service_keys()
         self._timers["heartbeat"] = now + self.config.heartbeat_interval
         if self.config.liveness_timeout is not None:
             self._timers["liveness"] = now + self.config.heartbeat_interval
@@ -310,10 +331,13 @@ class Member:
         self._status_inflight.add(epoch)
         self._lock(ev.QueryStatus(epoch, messages))
 
-    def _publish(self, kind: TrackKind, group: int, obj: int, payload: bytes) -> None:
+    def _publish(
+        self, kind: TrackKind, group: int, obj: int, payload: bytes, receipt: bytes | None = None
+    ) -> None:
         # Every object we publish is alone in its MoQT group: closing its subgroup stream
         # at once keeps the QUIC streams open at the relay independent of the group size
         # (aioquic walks every open stream for each packet it sends).
+        properties = () if receipt is None else ((LOCK_RECEIPT_PROPERTY, receipt),)
         self._emit(
             ev.Publish(
                 self.tracks.namespace(kind),
@@ -322,6 +346,7 @@ class Member:
                 obj,
                 payload,
                 end_of_group=True,
+                properties=properties,
             )
         )
 
@@ -410,7 +435,7 @@ class Member:
         elif obj.kind is TrackKind.COMMIT:
             self._on_commit(obj, now)
         elif obj.kind is TrackKind.WELCOME:
-            self._on_welcome(obj.sender, obj.group, obj.payload, now)
+            self._on_welcome(obj.sender, obj.group, obj.payload, now, obj.receipt)
         else:
             self._on_proposal(obj, now)
 
@@ -483,8 +508,19 @@ class Member:
         self._leaving.add(leaver)
         self._schedule_commit(now)
 
-    def _on_welcome(self, sender: str, epoch: int, payload: bytes, now: float) -> None:
-        """§"Processing the Welcome Message": join, or ignore Welcomes not for us."""
+    def _on_welcome(
+        self,
+        sender: str,
+        epoch: int,
+        payload: bytes,
+        now: float,
+        receipt: bytes | None = None,
+    ) -> None:
+        """§"Processing the Welcome Message": join, or ignore Welcomes not for us.
+
+        A Welcome object (not one from the lock service's store) may bring its commit's
+        receipt: checked only once the Welcome proved to be for us.
+        """
         if self.phase not in (Phase.BOOTSTRAP, Phase.WAITING):
             return
         try:
@@ -497,6 +533,8 @@ class Member:
         if group.group_id != self.tracks.group.encode():
             self._drop(f"Welcome on track {sender!r}", "for another group")
             return
+        if sender:  # from the relay, not the lock service's stored copy
+            self._learn_winner("Welcome", epoch, sender, receipt, None)
         self._provisional.append(_Provisional(group, sender, epoch))
         self._retry_provisional(now)
 
@@ -562,14 +600,61 @@ class Member:
         ):
             self._drop(f"commit for epoch {obj.group}", "too far ahead")
             return
-        self._buffer.setdefault(obj.group, {})[commit_hash(obj.payload)] = _Candidate(
-            obj.sender, obj.payload, now
-        )
-        if self.phase is Phase.WAITING and self.config.verify_winners:
+        digest = commit_hash(obj.payload)
+        self._buffer.setdefault(obj.group, {})[digest] = _Candidate(obj.sender, obj.payload, now)
+        self._learn_winner("Commit", obj.group, obj.sender, obj.receipt, digest)
+        if (
+            self.phase is Phase.WAITING
+            and self.config.verify_winners
+            and obj.group not in self._winners
+        ):
             # our Welcome may be right behind this Commit: learn the epoch's winner now
             self._query_status(obj.group, messages=False)
         if self.is_member:
             self._advance(now)
+
+    def _learn_winner(
+        self, what: str, epoch: int, sender: str, receipt: bytes | None, digest: bytes | None
+    ) -> None:
+        """Record the epoch's winner if the object's receipt proves it; else only log why."""
+        if self.receipts is None or not self.config.verify_winners or epoch in self._winners:
+            return
+        where = f"{what} of epoch {epoch} from {sender!r}"
+        if receipt is None or not self._service_keys:
+            self.stats.receipts_missing += 1
+            why = "no receipt" if receipt is None else "no lock-service key yet"
+            self._log(f"{where}: {why}; its winner is asked of the lock service")
+            return
+        try:
+            proven = self.receipts.check(
+                receipt,
+                self._service_keys,
+                group=self.tracks.group,
+                epoch=epoch,
+                committer=sender,
+                commit_hash=digest,
+            )
+        except ReceiptRejectedError as exc:
+            self.stats.receipts_rejected += 1
+            self._log(f"{where}: receipt rejected ({exc}); asking the lock service", "warning")
+            return
+        self.stats.receipts_verified += 1
+        self._winners[epoch] = ev.Winner(proven, sender)
+
+    def _fetch_service_keys(self) -> None:
+        """Once, off the critical path: the keys the lock service signs receipts with."""
+        if self.receipts is not None and self.config.verify_winners:
+            self._lock(ev.FetchServiceKeys())
+
+    def _on_service_keys(self, result: ev.LockResult, now: float) -> None:
+        if isinstance(result, ev.ServiceKeys):
+            self._service_keys = dict(result.keys)
+        else:
+            self._log(f"no lock-service receipt keys ({result}); retrying", "warning")
+            self._timers["keys"] = now + self.config.keys_retry
+
+    def _timer_keys(self, now: float) -> None:
+        self._fetch_service_keys()
 
     def _advance(self, now: float) -> None:
         """Apply buffered commits in epoch order while their winner is known."""
@@ -949,7 +1034,7 @@ class Member:
         if not isinstance(state, _Completing):
             return
         if isinstance(result, ev.Committed):
-            self._committed(state, now)
+            self._committed(state, now, result.receipt)
         elif isinstance(result, ev.LockFailed):
             # The complete may or may not have happened: ask rather than guess.
             state.unsure = True
@@ -971,15 +1056,19 @@ class Member:
             self._lock(ev.Release(state.token))
             self._schedule_commit(now)
 
-    def _committed(self, state: _Completing, now: float) -> None:
-        """Only now publish the Welcome and the Commit (MoQT group = epoch), then merge."""
+    def _committed(self, state: _Completing, now: float, receipt: bytes | None = None) -> None:
+        """Only now publish the Welcome and the Commit (MoQT group = epoch), then merge.
+
+        Both carry the lock service's receipt when we have it (not after an unsure complete
+        settled by a status query): receivers then need not ask who won.
+        """
         self._commit = None
         group = self.group
         if group is None or group.epoch != state.epoch:
             return
         if state.pending.welcome is not None:
-            self._publish(TrackKind.WELCOME, state.epoch, 0, state.pending.welcome)
-        self._publish(TrackKind.COMMIT, state.epoch, 0, state.pending.commit)
+            self._publish(TrackKind.WELCOME, state.epoch, 0, state.pending.welcome, receipt)
+        self._publish(TrackKind.COMMIT, state.epoch, 0, state.pending.commit, receipt)
         group.merge(state.pending)
         self._winners[state.epoch] = ev.Winner(state.digest, self.sender_id)
         self._buffer.pop(state.epoch, None)
@@ -1036,3 +1125,5 @@ class Member:
                 self._on_status(op, result, sent, now)
             else:
                 self._status_inflight.discard(op.epoch)
+        elif isinstance(op, ev.FetchServiceKeys):
+            self._on_service_keys(result, now)

@@ -1,13 +1,15 @@
-"""What the sans-I/O member needs from MLS (RFC 9420), as two small protocols.
+"""What the sans-I/O member needs from MLS (RFC 9420) and the lock service, as protocols.
 
-`moqmls.e2ee.mls_adapter` implements them over `moqmls.mls`; the member's unit tests use
-fakes. Every method that reads bytes from the network raises a `RejectedObjectError`
-subclass on bad input and leaves state unchanged (RFC 9420 processing is all-or-nothing).
+`moqmls.e2ee.mls_adapter` implements the MLS ones over `moqmls.mls`; `ReceiptPort` checks
+the lock service's signed receipts (`moqmls.e2ee.lock_adapter.LockReceipts`, over
+`moqmls.lock.receipt`); the member's unit tests use fakes. Every method that reads bytes
+from the network raises a `RejectedObjectError` subclass on bad input and leaves state
+unchanged (RFC 9420 processing is all-or-nothing).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -123,4 +125,25 @@ class IdentityPort(Protocol):
 
     def join(self, welcome: bytes) -> GroupPort:
         """Join from a Welcome (RFC 9420 §12.4.3.1); WelcomeNotForUsError if not ours."""
+        ...
+
+
+class ReceiptPort(Protocol):
+    """Checks the lock service's receipts of Committed decisions (DESIGN.md "Lock service")."""
+
+    def check(
+        self,
+        receipt: bytes,
+        keys: Mapping[bytes, bytes],
+        *,
+        group: str,
+        epoch: int,
+        committer: str,
+        commit_hash: bytes | None,
+    ) -> bytes:
+        """The winning commit's hash the receipt proves for (group, epoch, committer).
+
+        `keys` maps key ids to raw public keys; `commit_hash` None accepts any commit (a
+        Welcome's holder has no Commit to hash). ReceiptRejectedError if it proves nothing.
+        """
         ...

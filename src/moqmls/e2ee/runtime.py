@@ -18,9 +18,10 @@ from typing import Any, Protocol
 
 from moqmls.e2ee import events as ev
 from moqmls.e2ee.errors import MemberClosedError, NotMemberError
+from moqmls.e2ee.lock_adapter import LockReceipts
 from moqmls.e2ee.member import Member, MemberConfig, Phase
-from moqmls.e2ee.ports import IdentityPort
-from moqmls.e2ee.tracks import GroupTracks, Namespace
+from moqmls.e2ee.ports import IdentityPort, ReceiptPort
+from moqmls.e2ee.tracks import LOCK_RECEIPT_PROPERTY, GroupTracks, Namespace
 from moqmls.secure_objects import (
     KeyRing,
     PlainObject,
@@ -143,11 +144,13 @@ class GroupMember:
     keyring: KeyRing = field(default_factory=KeyRing)
     clock: Callable[[], float] = time.monotonic
     on_action: Callable[[GroupMember, ev.Action], None] | None = None
+    #: checks the lock service's receipts on Commits and Welcomes; None asks it every time.
+    receipts: ReceiptPort | None = field(default_factory=LockReceipts)
 
     def __post_init__(self) -> None:
         self.tracks = GroupTracks(self.group)
         media = [self.tracks.media_namespace(*parts) for parts in self.media_names]
-        self.core = Member(self.identity, self.tracks, self.config, media)
+        self.core = Member(self.identity, self.tracks, self.config, media, self.receipts)
         self.history: list[tuple[float, ev.EpochEntered]] = []
         self.ended: str | None = None
         self.media_stats = MediaStats()
@@ -453,7 +456,11 @@ class GroupMember:
         except UnicodeDecodeError:
             log.info("%s: dropped object on a track that is not a sender-id", self.sender_id)
             return
-        self._feed(ev.ObjectReceived(kind, sender, rec.group, rec.object, rec.payload))
+        receipt = next(
+            (v for t, v in rec.properties if t == LOCK_RECEIPT_PROPERTY and isinstance(v, bytes)),
+            None,
+        )
+        self._feed(ev.ObjectReceived(kind, sender, rec.group, rec.object, rec.payload, receipt))
 
     async def _io_loop(self) -> None:
         """Carry out MoQT actions in order; lock calls and fetches run beside.
@@ -509,6 +516,7 @@ class GroupMember:
                     action.group,
                     action.object,
                     action.payload,
+                    action.properties,
                     end_of_group=action.end_of_group,
                 )
         except Exception as exc:  # a session failure must not stop the member

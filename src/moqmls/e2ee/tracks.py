@@ -16,6 +16,12 @@ from moqmls.moqt.varint import encode_vi64
 
 Namespace = tuple[bytes, ...]
 
+#: MoQT object property carrying the lock service's receipt (`moqmls.lock.receipt`) on a
+#: Commit or Welcome object: odd (a length-prefixed byte value) and in the range
+#: draft-ietf-moq-transport-18 §"Properties" reserves for application-specific use
+#: (0x3800-0x3FFF; not a grease value), so relays forward it unchanged.
+LOCK_RECEIPT_PROPERTY = 0x3805
+
 #: The exporter label of DESIGN.md "Media keys".
 BASE_KEY_LABEL = b"MOQ 1.0 Secure Objects Base Key"
 MEDIA = b"media"
