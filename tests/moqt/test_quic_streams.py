@@ -17,11 +17,18 @@ import pytest
 from aioquic.quic import events as qe
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
+from aioquic.quic.stream import QuicStreamSender
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from moqmls.moqt.quic import self_signed_certificate
-from moqmls.moqt.quic_streams import ParkingQuicConnection, has_work, park_idle_streams
+from moqmls.moqt.quic_streams import (
+    IncompatibleAioquicError,
+    ParkingQuicConnection,
+    check_aioquic,
+    has_work,
+    park_idle_streams,
+)
 
 CERT, KEY = self_signed_certificate()
 CLIENT_ADDR = ("10.0.0.1", 40000)
@@ -430,3 +437,28 @@ def test_random_operations_deliver_the_same_as_stock_aioquic(
 ) -> None:
     loss = 0.15 if lossy else 0.0
     assert replay(ParkingQuicConnection, ops, loss, seed) == replay(QuicConnection, ops, loss, seed)
+
+
+# --- the guard on aioquic's internals ------------------------------------------------------
+
+
+def test_the_guard_names_a_missing_aioquic_method(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(QuicConnection, "_on_max_stream_data_delivery")
+    with pytest.raises(IncompatibleAioquicError, match="_on_max_stream_data_delivery"):
+        check_aioquic()
+
+
+def test_the_guard_names_a_missing_stream_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = QuicStreamSender.__init__
+
+    def without_fin(self: QuicStreamSender, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        del self._buffer_fin
+
+    monkeypatch.setattr(QuicStreamSender, "__init__", without_fin)
+    with pytest.raises(IncompatibleAioquicError, match=r"QuicStreamSender\._buffer_fin"):
+        check_aioquic()
+
+
+def test_the_installed_aioquic_passes_the_guard() -> None:
+    check_aioquic()
