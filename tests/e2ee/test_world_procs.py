@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -22,8 +23,11 @@ CONFIG = MemberConfig(heartbeat_interval=60.0, liveness_timeout=None, sync_inter
 
 
 async def test_members_in_two_workers_converge_on_one_authenticator() -> None:
-    async with Cluster.start("procs", CONFIG, processes=2) as cluster:
+    async with Cluster.start("procs", CONFIG, processes=2, niceness=[0, 5]) as cluster:
         assert len({w.proc.pid for w in cluster.workers}) == 2
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, cluster.workers[0].proc.pid) == mine
+        assert os.getpriority(os.PRIO_PROCESS, cluster.workers[1].proc.pid) == min(19, mine + 5)
         await cluster.add([("a0", 0)], 30.0)
         await cluster.add([(f"a{i}", i % 2) for i in range(1, 6)], 60.0)
         state = await cluster.converge(30.0)

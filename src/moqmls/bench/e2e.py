@@ -3,11 +3,13 @@
 A real QUIC relay, the lock service (SQLite), real MLS and Secure Objects. With
 `--processes 1` everything runs in one process on one event loop; with `--processes P > 1`
 this process runs only the relay and the lock service and the members live in P worker
-processes (`moqmls.bench.e2e_procs`): worker 0 holds the members on a join's path — the
-group's creator m0 (the rank-0 committer and the beacon) and the timed joiner — and the
-other members (the "crowd") are spread over workers 1..P-1, so that the measured path does
-not queue behind N members' work on one event loop (in a deployment each member has its own
-machine). Measured:
+processes (`moqmls.bench.e2e_procs`): worker 0 holds the members on a measured path — the
+group's creator m0 (the rank-0 committer and the beacon), the timed joiners and the
+concurrent joiners — and the other members (the "crowd") are spread over workers 1..P-1 at a
+lower scheduling priority (`--crowd-nice`). In a deployment every member has its own machine:
+the crowd's own CPU work (receiving and applying every Commit) takes nothing from the relay,
+the lock service or the members on the path, while its requests to the relay and the lock
+service (the N-fold work those two see) still do, here as there. Measured:
 - join latency at N = 8, 32, 128: KeyPackage published -> Welcome processed -> first media
   object decrypted (a beacon member publishes media as soon as it enters each epoch), for a
   few joins
@@ -43,8 +45,10 @@ BENCH_CONFIG = MemberConfig(heartbeat_interval=60.0, liveness_timeout=None, sync
 BEACON_PERIOD = 0.25
 #: Worker processes by default (see benchmarks/e2e.md for why).
 DEFAULT_PROCESSES = 2
-#: The worker of the members on a join's path: the creator m0 and the timed joiners.
+#: The worker of the members on a measured path: the creator m0 and the joiners.
 LEAD = 0
+#: Scheduling priority (nice) of the crowd's workers by default (see benchmarks/e2e.md).
+CROWD_NICE = 10
 T = TypeVar("T")
 
 
@@ -72,7 +76,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=DEFAULT_PROCESSES,
         help="1: relay, lock service and members in this one process; P > 1: relay and lock "
-        "service here, the members in P worker processes (m0 and the timed joiner in worker 0)",
+        "service here, the members in P worker processes (m0 and the joiners in worker 0)",
+    )
+    parser.add_argument(
+        "--crowd-nice",
+        type=int,
+        default=CROWD_NICE,
+        help="with --processes > 1: nice value of the workers that host the members on no "
+        "measured path (0: same priority as the relay, the lock service and worker 0)",
     )
 
 
@@ -226,8 +237,15 @@ async def _build_procs(cluster: Cluster, names: Sequence[str], batch: int) -> No
         raise RuntimeError("the group did not converge while being built")
 
 
-async def _join_latency_procs(size: int, joins: int, batch: int, processes: int) -> list[float]:
-    async with Cluster.start(f"join{size}", BENCH_CONFIG, processes) as cluster:
+def _niceness(processes: int, crowd_nice: int) -> list[int]:
+    return [0] + [crowd_nice] * (processes - 1)
+
+
+async def _join_latency_procs(
+    size: int, joins: int, batch: int, processes: int, crowd_nice: int
+) -> list[float]:
+    niceness = _niceness(processes, crowd_nice)
+    async with Cluster.start(f"join{size}", BENCH_CONFIG, processes, niceness) as cluster:
         base = max(2, size - joins)
         _progress(f"  building a group of {base} over {processes} worker processes ...")
         await _build_procs(cluster, [f"m{i}" for i in range(base)], batch)
@@ -246,20 +264,27 @@ async def _join_latency_procs(size: int, joins: int, batch: int, processes: int)
         return samples
 
 
-async def _concurrent_procs(into: int, k: int, batch: int, processes: int) -> float:
-    async with Cluster.start("concurrent", BENCH_CONFIG, processes) as cluster:
+async def _concurrent_procs(
+    into: int, k: int, batch: int, processes: int, crowd_nice: int
+) -> float:
+    niceness = _niceness(processes, crowd_nice)
+    async with Cluster.start("concurrent", BENCH_CONFIG, processes, niceness) as cluster:
         _progress(f"  building a group of {into} over {processes} worker processes ...")
         await _build_procs(cluster, [f"m{i}" for i in range(into)], batch)
         start = time.monotonic()
-        # the joiners are k machines: spread over every worker
-        joined = await cluster.add([(f"j{i}", i % processes) for i in range(k)])
+        # the measured members, with m0 (one event loop for k joiners is their worst case)
+        joined = await cluster.add([(f"j{i}", LEAD) for i in range(k)])
         elapsed = joined - start
         _progress(f"  {k} joined a group of {into} in {elapsed:.3f} s")
         return elapsed
 
 
-async def _removals_procs(size: int, count: int, batch: int, processes: int) -> list[float]:
-    async with Cluster.start("removal", BENCH_CONFIG, processes) as cluster:
+async def _removals_procs(
+    size: int, count: int, batch: int, processes: int, crowd_nice: int
+) -> list[float]:
+    # every remaining member must reach the new epoch, the deprioritised crowd included
+    niceness = _niceness(processes, crowd_nice)
+    async with Cluster.start("removal", BENCH_CONFIG, processes, niceness) as cluster:
         _progress(f"  building a group of {size + count} over {processes} worker processes ...")
         names = [f"m{i}" for i in range(size + count)]
         await _build_procs(cluster, names, batch)
@@ -293,7 +318,8 @@ def run(args: argparse.Namespace) -> int:
     layout = (
         "one process"
         if procs == 1
-        else f"relay + lock service in one process, members in {procs} worker processes"
+        else f"relay + lock service in one process, members in {procs} worker processes "
+        f"(crowd at nice {args.crowd_nice})"
     )
     _progress(f"layout: {layout}")
     results: dict[str, float | None] = {}
@@ -303,7 +329,7 @@ def run(args: argparse.Namespace) -> int:
         work = (
             _join_latency(size, args.joins, args.batch)
             if procs == 1
-            else _join_latency_procs(size, args.joins, args.batch, procs)
+            else _join_latency_procs(size, args.joins, args.batch, procs, args.crowd_nice)
         )
         samples = _attempt(f"N = {size}", work)
         p50 = percentile(samples, 50) if samples else None
@@ -316,7 +342,7 @@ def run(args: argparse.Namespace) -> int:
     concurrent = (
         _concurrent(args.into, args.concurrent, args.batch)
         if procs == 1
-        else _concurrent_procs(args.into, args.concurrent, args.batch, procs)
+        else _concurrent_procs(args.into, args.concurrent, args.batch, procs, args.crowd_nice)
     )
     elapsed = _attempt("concurrent joins", concurrent)
     key = f"concurrent{args.concurrent}.into{args.into}_s"
@@ -326,7 +352,7 @@ def run(args: argparse.Namespace) -> int:
     leaving = (
         _removals(args.into, args.removals, args.batch)
         if procs == 1
-        else _removals_procs(args.into, args.removals, args.batch, procs)
+        else _removals_procs(args.into, args.removals, args.batch, procs, args.crowd_nice)
     )
     removals = _attempt("removals", leaving)
     removal_p95 = percentile(removals, 95) if removals else None

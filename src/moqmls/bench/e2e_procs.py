@@ -180,15 +180,20 @@ class Cluster:
     @classmethod
     @contextlib.asynccontextmanager
     async def start(
-        cls, group: str, config: MemberConfig, processes: int
+        cls, group: str, config: MemberConfig, processes: int, niceness: Sequence[int] = ()
     ) -> AsyncIterator[Cluster]:
-        """Start the relay and lock service and `processes` attached workers."""
+        """Start the relay and lock service and `processes` attached workers; worker i runs
+        `niceness[i]` nice levels below this process (none when not given)."""
         if processes < 1:
             raise ValueError("at least one worker process")
         async with World.start(group, config) as world, contextlib.AsyncExitStack() as stack:
             workers: list[Worker] = []
             stack.push_async_callback(_stop_all, workers)
             workers += await asyncio.gather(*(Worker.spawn(i) for i in range(processes)))
+            own = os.getpriority(os.PRIO_PROCESS, 0)
+            for worker, nice in zip(workers, niceness, strict=False):
+                if nice:
+                    os.setpriority(os.PRIO_PROCESS, worker.proc.pid, min(19, own + nice))
             verify = world.verify
             pem = verify.decode() if isinstance(verify, bytes) else str(verify)
             await asyncio.gather(
