@@ -22,9 +22,11 @@ from moqmls.e2ee.errors import (
     ProposalRejectedError,
     WelcomeNotForUsError,
 )
+from moqmls.e2ee.lock_adapter import LockReceipts
 from moqmls.e2ee.member import Member, MemberConfig, commit_hash
 from moqmls.e2ee.ports import CommitOutcome, KeyPackageInfo, MemberInfo
-from moqmls.e2ee.tracks import GroupTracks, Namespace, TrackKind
+from moqmls.e2ee.tracks import LOCK_RECEIPT_PROPERTY, GroupTracks, Namespace, TrackKind
+from moqmls.lock.receipt import ReceiptSigner, new_signing_key
 
 
 def _h(*parts: bytes) -> bytes:
@@ -197,9 +199,24 @@ class FakeLock:
     tokens: dict[str, str] = field(default_factory=dict)
     ops: list[tuple[str, ev.LockOp]] = field(default_factory=list)
     seq: itertools.count[int] = field(default_factory=itertools.count)
+    #: the group name receipts are signed for; its key signs every Committed of a commit.
+    group: str = "g"
+    signer: ReceiptSigner = field(default_factory=lambda: ReceiptSigner(new_signing_key()))
+    #: this many receipt-key requests fail before they are answered.
+    keys_fail: int = 0
+
+    def receipt(self, epoch: int) -> bytes:
+        """The receipt of the winner of `epoch`, as the real service signs it."""
+        winner = self.winners[epoch]
+        return self.signer.sign(self.group, epoch, winner.commit_hash.hex(), winner.committer)
 
     def call(self, who: str, op: ev.LockOp, now: float) -> ev.LockResult:
         self.ops.append((who, op))
+        if isinstance(op, ev.FetchServiceKeys):
+            if self.keys_fail > 0:
+                self.keys_fail -= 1
+                return ev.LockFailed("keys unavailable")
+            return ev.ServiceKeys(((self.signer.key.key_id, self.signer.key.public_key),))
         if isinstance(op, ev.CreateOrJoin):
             if self.exists:
                 return ev.Join(self.epoch)
@@ -226,9 +243,10 @@ class FakeLock:
                 return ev.Fenced()
             self.winners[self.epoch] = ev.Winner(op.commit_hash, self.tokens[op.token])
             self.stored[self.epoch] = (op.commit, op.welcome)
+            receipt = self.receipt(self.epoch)
             self.epoch += 1
             self.holder = None
-            return ev.Committed(self.epoch)
+            return ev.Committed(self.epoch, receipt)
         if isinstance(op, ev.Release):
             if self.holder is not None and self.holder[0] == op.token:
                 self.holder = None
@@ -258,11 +276,14 @@ class _Event:
 class Sim:
     """A deterministic world: members, a relay that fans objects out, a lock service."""
 
-    def __init__(self, group: str = "g", latency: float = 0.002, **config: object) -> None:
+    def __init__(
+        self, group: str = "g", latency: float = 0.002, receipts: bool = False, **config: object
+    ) -> None:
         self.tracks = GroupTracks(group)
+        self.receipts = receipts
         self.latency = latency
         self.config = MemberConfig(**config)  # type: ignore[arg-type]
-        self.lock = FakeLock()
+        self.lock = FakeLock(group=group)
         self.now = 0.0
         self.members: dict[str, Member] = {}
         self.subs: dict[str, set[Namespace]] = {}
@@ -277,7 +298,8 @@ class Sim:
         self.lock_hook: dict[str, str] = {}
 
     def add(self, name: str, at: float | None = None) -> Member:
-        member = Member(FakeIdentity(name), self.tracks, self.config, [self.media])
+        checker = LockReceipts() if self.receipts else None
+        member = Member(FakeIdentity(name), self.tracks, self.config, [self.media], checker)
         self.members[name] = member
         self.subs[name] = set()
         self._at(self.now if at is None else at, name, "start")
@@ -350,6 +372,7 @@ class Sim:
         elif isinstance(action, ev.Publish):
             if name in self.drop_publish or name in self.partitioned:
                 return
+            receipt = dict(action.properties).get(LOCK_RECEIPT_PROPERTY)
             self.inject(
                 action.namespace,
                 action.track,
@@ -357,6 +380,7 @@ class Sim:
                 action.object,
                 action.payload,
                 exclude=name,
+                receipt=receipt if isinstance(receipt, bytes) else None,
             )
         elif isinstance(action, ev.Fetch):
             key = (action.namespace, action.track, action.group, action.object)
@@ -388,11 +412,12 @@ class Sim:
         obj: int,
         payload: bytes,
         exclude: str = "",
+        receipt: bytes | None = None,
     ) -> None:
         self.cache[(namespace, track, group, obj)] = payload
         kind = self.tracks.kind_of(namespace)
         assert kind is not None
-        item = ev.ObjectReceived(kind, track.decode(), group, obj, payload)
+        item = ev.ObjectReceived(kind, track.decode(), group, obj, payload, receipt)
         for other, subs in self.subs.items():
             if other != exclude and namespace in subs and other not in self.partitioned:
                 self._at(self.now + self.latency, other, item)
