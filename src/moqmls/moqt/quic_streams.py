@@ -144,7 +144,8 @@ class ParkingQuicConnection(QuicConnection):
 
     def _on_max_stream_data_delivery(self, delivery: QuicDeliveryState, stream: QuicStream) -> None:
         super()._on_max_stream_data_delivery(delivery, stream)
-        if delivery != QuicDeliveryState.ACKED:
+        # the loss may be noticed after the stream was discarded: then nothing is due
+        if delivery != QuicDeliveryState.ACKED and self._streams.get(_id(stream)) is stream:
             self._limits_due.add(stream)
 
     # --- the packet writer sees only streams with work --------------------------------------
@@ -152,40 +153,42 @@ class ParkingQuicConnection(QuicConnection):
     def _write_application(self, builder: QuicPacketBuilder, network_path: Any, now: float) -> None:
         streams = self._streams
         queue = self._awake_queue()
-        view = {_id(stream): stream for stream in queue}
+        view: dict[int, QuicStream] = {_id(stream): stream for stream in queue}
         for stream in self._limits_due:
-            if streams.get(_id(stream)) is stream:
-                view.setdefault(_id(stream), stream)
+            view.setdefault(_id(stream), stream)
+        size = len(view)
         self._streams, self._streams_queue = view, queue
         try:
             super()._write_application(builder, network_path, now)
         finally:
             self._streams = streams
-            self._settle(queue, view)
+            if len(view) < size:  # aioquic discarded finished streams from the view
+                self._forget_discarded(queue, view)
+            self._streams_queue = [s for s in self._streams_queue if has_work(s)]
+            if self._limits_due:
+                self._limits_due = {s for s in self._limits_due if limit_due(s)}
 
     def _awake_queue(self) -> list[QuicStream]:
         """The send queue plus the streams woken since the last write, each once."""
-        queue = list(dict.fromkeys(self._streams_queue))
+        queue = self._streams_queue
         if self._woken:
             queued = set(queue)
             streams = self._streams
             for stream in self._woken:
+                # discards happen only in writes, which empty _woken: this is a safety net
                 if stream not in queued and streams.get(_id(stream)) is stream:
                     queue.append(stream)
             self._woken = {}
         return queue
 
-    def _settle(self, queue: list[QuicStream], view: dict[int, QuicStream]) -> None:
-        """Drop the streams aioquic discarded, park the idle ones, forget limits announced."""
+    def _forget_discarded(self, queue: list[QuicStream], view: dict[int, QuicStream]) -> None:
+        """Remove from the stream table (and the limits watch) what aioquic discarded."""
         streams = self._streams
         for stream in queue:
             sid = _id(stream)
             if sid not in view and streams.get(sid) is stream:
                 del streams[sid]
-        self._streams_queue = [s for s in self._streams_queue if _id(s) in view and has_work(s)]
-        self._limits_due = {
-            s for s in self._limits_due if streams.get(_id(s)) is s and limit_due(s)
-        }
+                self._limits_due.discard(stream)
 
 
 def _id(stream: QuicStream) -> int:
