@@ -17,7 +17,9 @@ import pytest
 from aioquic.quic import events as qe
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.stream import QuicStreamSender
+from aioquic.quic.packet import QuicStreamFrame
+from aioquic.quic.packet_builder import QuicDeliveryState
+from aioquic.quic.stream import QuicStream, QuicStreamSender
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,6 +29,7 @@ from moqmls.moqt.quic_streams import (
     ParkingQuicConnection,
     check_aioquic,
     has_work,
+    limit_due,
     park_idle_streams,
 )
 
@@ -462,3 +465,83 @@ def test_the_guard_names_a_missing_stream_field(monkeypatch: pytest.MonkeyPatch)
 
 def test_the_installed_aioquic_passes_the_guard() -> None:
     check_aioquic()
+
+
+# --- the parking rule, stream state by stream state (RFC 9000 §3.1, §3.2) ------------------
+
+ACKED, LOST = QuicDeliveryState.ACKED, QuicDeliveryState.LOST
+
+
+def sent_stream(fin: bool = False) -> QuicStream:
+    """A bidirectional stream that sent 10 bytes (and FIN) and has nothing more queued."""
+    stream = QuicStream(stream_id=0, max_stream_data_local=1000, max_stream_data_remote=1000)
+    stream.sender.write(b"0123456789", end_stream=fin)
+    assert stream.sender.get_frame(1000) is not None
+    assert stream.sender.get_frame(1000) is None  # nothing left: the buffer reads empty
+    return stream
+
+
+def test_a_stream_with_data_in_flight_keeps_working_and_an_acked_one_parks() -> None:
+    stream = sent_stream()
+    assert has_work(stream)  # unacknowledged: a loss must find it queued
+    stream.sender.on_data_delivery(ACKED, 0, 10, False)
+    assert not has_work(stream)
+
+
+def test_lost_data_is_work_again() -> None:
+    stream = sent_stream()
+    stream.sender.on_data_delivery(LOST, 0, 10, False)
+    assert has_work(stream)
+
+
+def test_a_fin_is_work_until_acknowledged() -> None:
+    stream = sent_stream(fin=True)
+    stream.sender.on_data_delivery(ACKED, 0, 10, True)
+    assert stream.sender.is_finished
+    assert not has_work(stream)  # the receiving part is still open
+    stream.receiver.handle_frame(QuicStreamFrame(data=b"x", offset=0, fin=True))
+    assert stream.is_finished
+    assert has_work(stream)  # finished both ways: aioquic must see it to discard it
+
+
+def test_a_reset_is_work_until_acknowledged() -> None:
+    stream = sent_stream()
+    stream.sender.reset(3)
+    assert has_work(stream)
+    stream.sender.get_reset_frame()
+    assert has_work(stream)  # in flight
+    stream.sender.on_reset_delivery(LOST)
+    assert stream.sender.reset_pending and has_work(stream)
+    stream.sender.get_reset_frame()
+    stream.sender.on_reset_delivery(ACKED)
+    assert not has_work(stream)
+
+
+def test_stop_sending_is_work_until_the_peer_ends_the_stream() -> None:
+    stream = sent_stream()
+    stream.sender.on_data_delivery(ACKED, 0, 10, False)
+    stream.receiver.stop(5)
+    assert has_work(stream)
+    stream.receiver.get_stop_frame()
+    assert has_work(stream)  # unanswered: a loss must find it queued
+    stream.receiver.handle_reset(final_size=0, error_code=5)
+    assert not has_work(stream)
+
+
+def test_a_blocked_stream_stays_queued() -> None:
+    stream = QuicStream(stream_id=0)
+    stream.is_blocked = True
+    assert has_work(stream)
+
+
+def test_max_stream_data_is_due_past_half_the_window_or_after_a_loss() -> None:
+    stream = QuicStream(stream_id=1, max_stream_data_local=1000)
+    assert not limit_due(stream)
+    stream.receiver.handle_frame(QuicStreamFrame(data=b"x" * 500, offset=0))
+    assert not limit_due(stream)  # exactly half: aioquic waits
+    stream.receiver.handle_frame(QuicStreamFrame(data=b"x", offset=500))
+    assert limit_due(stream)
+    stream.max_stream_data_local = stream.max_stream_data_local_sent = 2000
+    assert not limit_due(stream)
+    stream.max_stream_data_local_sent = 0  # what aioquic does when the frame is lost
+    assert limit_due(stream)
