@@ -6,7 +6,9 @@ sans-I/O `MoQTSession` (profile chosen by the negotiated ALPN, `PROFILES`), exec
 commands and hands its events to a callback. Both sides offer every draft in `PROFILES`
 unless told otherwise (`DEFAULT_ALPNS`; the server's order picks among those in common);
 a client refused for want of a common draft gets `VersionNegotiationError`. QUIC DATAGRAM
-support is negotiated as §3.1 requires.
+support is negotiated as §3.1 requires. Every connection, client and server side, runs on
+`quic_streams.ParkingQuicConnection`, so the request streams a session keeps open per track
+cost nothing while idle.
 """
 
 from __future__ import annotations

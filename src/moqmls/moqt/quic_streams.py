@@ -86,7 +86,7 @@ check_aioquic()
 
 
 def has_work(stream: QuicStream) -> bool:
-    """Whether aioquic's send queue must visit `stream` (RFC 9000 §3.1, §3.3, §13.3)."""
+    """Whether aioquic's send queue must visit `stream` (RFC 9000 §3.1, §3.2, §13.3)."""
     sender, receiver = stream.sender, stream.receiver
     if stream.is_blocked or sender.reset_pending or receiver.stop_pending:
         return True
