@@ -410,11 +410,22 @@ class MessageSpec:
     from_wire: Callable[[Any], Any] | None = None
 
 
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    """A message dataclass's field names, looked up once per class (a relay encodes a lot)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
 def encode_payload(spec: MessageSpec, message: Any, profile: Profile) -> bytes:
     """The payload of `message` following its layout."""
     if spec.to_wire is not None:
         message = spec.to_wire(message)
-    values = {f.name: getattr(message, f.name) for f in dataclasses.fields(message)}
+    values = {name: getattr(message, name) for name in _field_names(type(message))}
     out = []
     for f in spec.layout:
         value = values[f.name]

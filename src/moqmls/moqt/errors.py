@@ -94,3 +94,7 @@ class RequestError(MoQTError):
 
 class RequestCancelledError(MoQTError):
     """A request stream was reset or closed before it was answered (§3.4.2)."""
+
+
+class IncompatibleAioquicError(MoQTError, ImportError):
+    """The installed aioquic lacks an internal `ParkingQuicConnection` relies on."""

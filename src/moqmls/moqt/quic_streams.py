@@ -32,7 +32,7 @@ from aioquic.quic.connection import QuicConnection
 from aioquic.quic.packet_builder import QuicDeliveryState, QuicPacketBuilder
 from aioquic.quic.stream import QuicStream, QuicStreamReceiver, QuicStreamSender
 
-from moqmls.moqt.errors import MoQTError
+from moqmls.moqt.errors import IncompatibleAioquicError
 
 #: What `ParkingQuicConnection` uses of aioquic's internals, and where.
 _CONNECTION_METHODS = (
@@ -56,10 +56,6 @@ _SENDER_FIELDS = (
     "_reset_error_code",
 )
 _RECEIVER_FIELDS = ("highest_offset", "is_finished", "stop_pending", "_stop_error_code")
-
-
-class IncompatibleAioquicError(MoQTError, ImportError):
-    """The installed aioquic lacks an internal `ParkingQuicConnection` relies on."""
 
 
 def check_aioquic() -> None:
