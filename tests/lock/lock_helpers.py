@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import os
 import random
@@ -11,6 +12,8 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 import moqmls
 from moqmls.lock import (
@@ -24,6 +27,11 @@ from moqmls.lock import (
     Locked,
     Stale,
 )
+from moqmls.lock.errors import (
+    BadReceiptSignatureError,
+    ReceiptMismatchError,
+    UnknownReceiptKeyError,
+)
 from moqmls.lock.receipt import Receipt
 
 
@@ -32,6 +40,33 @@ def committed(result: object, epoch: int) -> bool:
     if not isinstance(result, Committed) or result.epoch != epoch or result.receipt is None:
         return False
     return Receipt.decode(result.receipt).epoch == epoch - 1
+
+
+async def assert_receipt_proves_only_this(
+    client: LockClient, receipt: bytes, group: str, epoch: int, committer: str, digest: bytes
+) -> None:
+    """The service's receipt verifies for exactly (group, epoch, committer, digest): each
+    field changed fails the signature, a wrong key id is unknown, another decision mismatches."""
+    expected = {"group": group, "epoch": epoch, "committer": committer, "commit_hash": digest}
+    await client.verify_receipt(receipt, **expected)  # type: ignore[arg-type]
+    genuine = Receipt.decode(receipt)
+    changes: dict[str, object] = {
+        "group": group + "x",
+        "epoch": epoch + 1,
+        "commit_hash": hashlib.sha256(digest).digest(),
+        "committer": committer + "x",
+        "signature": bytes(64),
+    }
+    for name, value in changes.items():
+        forged = dataclasses.replace(genuine, **{name: value}).encode()
+        with pytest.raises(BadReceiptSignatureError):
+            await client.verify_receipt(forged, **expected)  # type: ignore[arg-type]
+    renamed = dataclasses.replace(genuine, key_id=bytes(8)).encode()
+    with pytest.raises(UnknownReceiptKeyError):
+        await client.verify_receipt(renamed, **expected)  # type: ignore[arg-type]
+    for name in ("group", "epoch", "committer", "commit_hash"):
+        with pytest.raises(ReceiptMismatchError):
+            await client.verify_receipt(receipt, **(expected | {name: changes[name]}))  # type: ignore[arg-type]
 
 
 def commit_bytes(group: str, epoch: int, holder: str) -> bytes:

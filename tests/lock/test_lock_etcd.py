@@ -32,6 +32,7 @@ from moqmls.lock.etcd_cluster import ETCD, EtcdCluster
 from tests.lock.lock_helpers import (
     RaceLog,
     assert_create_race,
+    assert_receipt_proves_only_this,
     commit_bytes,
     committed,
     create_group,
@@ -243,6 +244,9 @@ async def test_two_services_on_one_cluster_sign_receipts_with_one_key(
                 epoch=epoch,
                 committer=f"h{epoch}",
                 commit_hash=hashlib.sha256(commit).digest(),
+            )
+            await assert_receipt_proves_only_this(
+                b, done.receipt, "signed", epoch, f"h{epoch}", hashlib.sha256(commit).digest()
             )
             record = await b.epoch("signed", epoch)
             assert record is not None and record.receipt == done.receipt

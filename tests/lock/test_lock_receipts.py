@@ -34,7 +34,12 @@ from moqmls.lock import (
 )
 from moqmls.lock.receipt import ReceiptSigner, key_table, new_signing_key
 from moqmls.lock.sqlite import SQLiteStore
-from tests.lock.lock_helpers import commit_bytes, create_group, service_process
+from tests.lock.lock_helpers import (
+    assert_receipt_proves_only_this,
+    commit_bytes,
+    create_group,
+    service_process,
+)
 
 LABEL = b"moqmls lock-service receipt v1"
 
@@ -93,6 +98,7 @@ async def test_every_committed_carries_a_receipt_the_published_key_verifies(
         got = await client.verify_receipt(
             done.receipt, group="rc", epoch=epoch, committer=holder, commit_hash=digest
         )
+        await assert_receipt_proves_only_this(client, done.receipt, "rc", epoch, holder, digest)
         assert (got.group, got.epoch, got.committer, got.commit_hash) == (
             "rc",
             epoch,
