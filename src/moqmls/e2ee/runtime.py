@@ -357,7 +357,7 @@ class GroupMember:
     def _flush(self) -> None:
         for action in self.core.pop_actions():
             if self.on_action is not None:
-                self.on_action(self, action)
+                self._notify(action)
             if isinstance(action, ev.InstallKey):
                 self._install(action)
             elif isinstance(action, ev.EpochEntered):
@@ -374,6 +374,19 @@ class GroupMember:
                 self._queue.put_nowait(action)
         self._changed.set()
         self._wake.set()
+
+    def _notify(self, action: ev.Action) -> None:
+        """Show the application an action; its bug must not cost the member this action, the
+        ones queued behind it (a Commit and its Welcome among them) or its session."""
+        assert self.on_action is not None
+        try:
+            self.on_action(self, action)
+        except Exception:
+            log.exception(
+                "%s: the application's on_action callback failed on %s",
+                self.sender_id,
+                type(action).__name__,
+            )
 
     def _install(self, action: ev.InstallKey) -> None:
         now = self.clock()
