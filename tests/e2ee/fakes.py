@@ -13,7 +13,7 @@ import itertools
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from moqmls.e2ee import events as ev
 from moqmls.e2ee.errors import (
@@ -244,6 +244,8 @@ class FakeLock:
             self.winners[self.epoch] = ev.Winner(op.commit_hash, self.tokens[op.token])
             self.stored[self.epoch] = (op.commit, op.welcome)
             receipt = self.receipt(self.epoch)
+            # the record keeps the receipt, as the real service's epoch record does
+            self.winners[self.epoch] = replace(self.winners[self.epoch], receipt=receipt)
             self.epoch += 1
             self.holder = None
             return ev.Committed(self.epoch, receipt)
@@ -402,6 +404,14 @@ class Sim:
             ):
                 self.crash(name)
                 return
+            if (
+                self.lock_hook.get(name) == "lose-complete-answer"
+                and isinstance(result, ev.Committed)
+                and isinstance(action.op, ev.Complete)
+                and action.op.commit
+            ):
+                del self.lock_hook[name]  # committed at the service; only the answer is lost
+                result = ev.LockFailed("transport: the answer was lost")
             self._at(later, name, ev.LockAnswer(action.op_id, result))
 
     def inject(

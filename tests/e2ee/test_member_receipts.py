@@ -111,3 +111,20 @@ def test_keys_that_fail_at_first_are_asked_again_and_then_used() -> None:
     sim.run(sim.now + 2.5)
     assert sim.converged() and len(sim.live()) == 3
     assert _ops(sim, ev.QueryStatus) == []
+
+
+def test_a_committer_whose_complete_answer_was_lost_publishes_the_records_receipt() -> None:
+    sim = Sim(receipts=True, sync_interval=None)
+    _grow(sim, 3)
+    sim.lock_hook["m0"] = "lose-complete-answer"  # m0, rank 0, commits the next join
+    epoch = sim.lock.epoch  # the epoch the commit adding m3 is sent in
+    sim.add("m3")
+    sim.run(sim.now + 3.0)
+    assert sim.converged() and len(sim.live()) == 4
+    assert sim.lock.winners[epoch].committer == "m0"
+    # m0 settled its unsure complete with one status query, then published with the receipt
+    asked = [(who, op.epoch) for who, op in _ops(sim, ev.QueryStatus)]
+    assert asked == [("m0", epoch)]
+    for kind in (TrackKind.COMMIT, TrackKind.WELCOME):
+        [(_, p)] = [(n, a) for n, a in sim.published(kind) if a.group == epoch]
+        assert dict(p.properties) == {0x3805: sim.lock.receipt(epoch)}

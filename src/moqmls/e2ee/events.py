@@ -99,6 +99,8 @@ class Winner:
 
     commit_hash: bytes
     committer: str
+    #: the service's signed receipt of the decision, when it has one (`moqmls.lock.receipt`).
+    receipt: bytes | None = None
 
 
 @dataclass(frozen=True)

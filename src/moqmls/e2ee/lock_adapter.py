@@ -96,7 +96,9 @@ class LockAdapter:
         if epoch is not None:
             record = await self.client.epoch(self.group, epoch)
             if record is not None:
-                winner = ev.Winner(bytes.fromhex(record.commit_hash), record.committer)
+                winner = ev.Winner(
+                    bytes.fromhex(record.commit_hash), record.committer, record.receipt
+                )
                 if not op.messages:  # named, but without messages: a joiner asks no further
                     return ev.Status(
                         True, epoch + 1, {epoch: winner}, epoch, epoch_is_current=False
@@ -112,7 +114,8 @@ class LockAdapter:
                 )
         status = await self.client.status(self.group)
         winners = {
-            h.epoch: ev.Winner(bytes.fromhex(h.commit_hash), h.committer) for h in status.history
+            h.epoch: ev.Winner(bytes.fromhex(h.commit_hash), h.committer, h.receipt)
+            for h in status.history
         }
         return ev.Status(status.exists, status.epoch or 0, winners, epoch)
 

@@ -1050,7 +1050,7 @@ class Member:
         assert isinstance(state, _Completing)
         winner = self._winners.get(state.epoch)
         if winner is not None and winner.commit_hash == state.digest:
-            self._committed(state, now)
+            self._committed(state, now, winner.receipt)
         else:
             self._commit = None
             self._lock(ev.Release(state.token))
@@ -1059,8 +1059,8 @@ class Member:
     def _committed(self, state: _Completing, now: float, receipt: bytes | None = None) -> None:
         """Only now publish the Welcome and the Commit (MoQT group = epoch), then merge.
 
-        Both carry the lock service's receipt when we have it (not after an unsure complete
-        settled by a status query): receivers then need not ask who won.
+        Both carry the lock service's receipt (after an unsure complete, the one in the epoch's
+        record, when the service has one): receivers then need not ask who won.
         """
         self._commit = None
         group = self.group
