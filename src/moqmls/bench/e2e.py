@@ -203,18 +203,12 @@ async def _removals(size: int, count: int, batch: int) -> list[float]:
         for leaver in members[-count:]:
             remaining = [m for m in world.live() if m is not leaver]
             target = leaver.epoch + 1
-            start = time.monotonic()
-            leaver.core.leave(start)
-            leaver._flush()
-            await asyncio.gather(*(_reach(m, target) for m in remaining))
+            start = leaver.request_leave()
+            await asyncio.gather(*(m.wait_epoch(target, 60.0) for m in remaining))
             samples.append((time.monotonic() - start) * 1000)
             _progress(f"  removal at {len(remaining) + 1} members: {samples[-1]:.1f} ms")
             await leaver.close()
         return samples
-
-
-async def _reach(member: GroupMember, epoch: int) -> None:
-    await member.wait_for(lambda: member.epoch >= epoch, 60.0)
 
 
 # ---------------------------------------------------------------- members in worker processes

@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from typing import Any, TextIO
@@ -140,17 +139,13 @@ class WorkerHost:
 
     async def op_leave(self, name: str) -> float:
         """Publish a member's leave request; answers when it was published."""
-        member = self._member(name)
-        start = time.monotonic()
-        member.core.leave(start)
-        member._flush()
-        return start
+        return self._member(name).request_leave()
 
     async def op_reached(self, epoch: int, exclude: list[str], timeout: float) -> float:
         """Wait until every live member here (but `exclude`) is at `epoch` or later; answers
         when the last of them first entered it (from the members' own epoch histories)."""
         members = [m for m in self._world().live() if m.sender_id not in exclude]
-        await asyncio.gather(*(_reach(m, epoch, timeout) for m in members))
+        await asyncio.gather(*(m.wait_epoch(epoch, timeout) for m in members))
         return max((_entered(m, epoch) for m in members), default=0.0)
 
     async def op_close_member(self, name: str) -> None:
@@ -166,10 +161,6 @@ class WorkerHost:
         for task in list(self._tasks):
             task.cancel()
         await self._stack.aclose()
-
-
-async def _reach(member: GroupMember, epoch: int, timeout: float) -> None:
-    await member.wait_for(lambda: member.epoch >= epoch, timeout)
 
 
 def _entered(member: GroupMember, epoch: int) -> float:

@@ -212,14 +212,20 @@ class GroupMember:
         With `close=False` the session stays up (still subscribed to media it can no longer
         decrypt), which is how the demo shows that a departed member learns nothing.
         """
-        self.core.leave(self.clock())
-        self._flush()
+        self.request_leave()
         with contextlib.suppress(TimeoutError):
             await self.wait_for(lambda: self.ended is not None, timeout)
         reason = self.ended or "left-timeout"
         if close:
             await self.close()
         return reason
+
+    def request_leave(self) -> float:
+        """Publish our leave request (SelfRemove) without waiting; the clock time it was made."""
+        now = self.clock()
+        self.core.leave(now)
+        self._flush()
+        return now
 
     def remove(self, sender: str) -> None:
         """Ask the group to remove a member by sender-id."""
@@ -250,6 +256,10 @@ class GroupMember:
             while not predicate():
                 self._changed.clear()
                 await self._changed.wait()
+
+    async def wait_epoch(self, epoch: int, timeout: float) -> None:
+        """Wait until we are at `epoch` or a later one."""
+        await self.wait_for(lambda: self.epoch >= epoch, timeout)
 
     async def wait_joined(self, timeout: float = 10.0) -> None:
         await self.wait_for(lambda: self.is_member or self.ended is not None, timeout)
