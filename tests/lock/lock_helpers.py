@@ -8,7 +8,6 @@ import dataclasses
 import hashlib
 import os
 import random
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import moqmls
+from moqmls.bench.lock import lock_service_process
 from moqmls.lock import (
     Acquired,
     Committed,
@@ -202,26 +202,7 @@ def service_env() -> dict[str, str]:
 async def service_process(
     store: str, *options: str
 ) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
-    """`python3 -m moqmls lock-service` on an ephemeral loopback port; always reaped."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "moqmls",
-        "lock-service",
-        "--listen",
-        "127.0.0.1:0",
-        "--store",
-        store,
-        *options,
-        stdout=asyncio.subprocess.PIPE,
-        env=service_env(),
-    )
-    try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-        assert "listening on http://127.0.0.1:" in line, line
-        yield line.split("listening on ", 1)[1].split()[0], proc
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-        await proc.wait()
+    """`moqmls.bench.lock.lock_service_process` running this checkout's moqmls."""
+    async with lock_service_process(store, *options, env=service_env()) as (url, proc):
+        assert url.startswith("http://127.0.0.1:"), url
+        yield url, proc

@@ -22,7 +22,7 @@ import os
 import statistics
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,8 +86,11 @@ def _median(runs: list[Result]) -> Result:
 
 
 @contextlib.asynccontextmanager
-async def _service(store: str, *options: str) -> AsyncIterator[str]:
-    """`python -m moqmls lock-service` on an ephemeral port; yields its URL."""
+async def lock_service_process(
+    store: str, *options: str, env: Mapping[str, str] | None = None
+) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
+    """`python -m moqmls lock-service` on an ephemeral loopback port, as in production;
+    yields its URL and process, and always reaps it (SIGTERM, then SIGKILL after 10 s)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -97,17 +100,16 @@ async def _service(store: str, *options: str) -> AsyncIterator[str]:
         "127.0.0.1:0",
         "--store",
         store,
-        "--max-inflight",
-        "4096",
         *options,
         stdout=asyncio.subprocess.PIPE,
+        env=env,
     )
     try:
         assert proc.stdout is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
         if "listening on " not in line:
             raise RuntimeError(f"lock-service did not start: {line!r}")
-        yield line.split("listening on ", 1)[1].split()[0]
+        yield line.split("listening on ", 1)[1].split()[0], proc
     finally:
         if proc.returncode is None:
             proc.terminate()
@@ -141,7 +143,7 @@ async def _cycles(
 async def _measure(
     store: str, spec: tuple[str, ...], clients: int, seconds: float, size: int
 ) -> Result:
-    async with _service(*spec) as url:
+    async with lock_service_process(*spec, "--max-inflight", "4096") as (url, _):
         pool = [LockClient(url) for _ in range(clients)]
         try:
             loop = asyncio.get_running_loop()
