@@ -23,7 +23,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from moqmls.moqt.client import ObjectStream, connect
 
@@ -137,20 +137,17 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
             await proc.wait()
 
 
-class _Publisher:
+class _Publisher(Protocol):
     """The publishing side, written with one of the two client stacks."""
 
-    async def start(self, url: str) -> None:
-        raise NotImplementedError
+    async def start(self, url: str) -> None: ...
 
-    async def write(self, group: int, obj: int, payload: bytes, last: bool) -> None:
-        raise NotImplementedError
+    async def write(self, group: int, obj: int, payload: bytes, last: bool) -> None: ...
 
-    async def close(self) -> None:
-        raise NotImplementedError
+    async def close(self) -> None: ...
 
 
-class _MoqmlsPublisher(_Publisher):
+class _MoqmlsPublisher:
     async def start(self, url: str) -> None:
         self.client = await connect(url, verify=False)
         self.track = await self.client.publish(NAMESPACE, TRACK, announce="namespace")
@@ -162,7 +159,7 @@ class _MoqmlsPublisher(_Publisher):
         await self.client.close()
 
 
-class _MoqrsPublisher(_Publisher):
+class _MoqrsPublisher:
     async def start(self, url: str) -> None:
         import moq
 
@@ -277,7 +274,7 @@ async def measure(name: str, url: str, pid: int, args: argparse.Namespace) -> Me
     m = Measure(name)
     total = int(args.rate * args.duration)
     workers: list[asyncio.subprocess.Process] = []
-    publisher = _MoqmlsPublisher() if args.client == "moqmls" else _MoqrsPublisher()
+    publisher: _Publisher = _MoqmlsPublisher() if args.client == "moqmls" else _MoqrsPublisher()
     await publisher.start(url)
     try:
         n = max(1, min(args.workers, args.subscribers))
