@@ -20,7 +20,7 @@ from aioquic.quic.connection import QuicConnection
 from aioquic.quic.packet import QuicStreamFrame
 from aioquic.quic.packet_builder import QuicDeliveryState
 from aioquic.quic.stream import QuicStream, QuicStreamSender
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from moqmls.moqt.quic import self_signed_certificate
@@ -381,10 +381,15 @@ def replay(cls: type[QuicConnection], ops: list[Op], loss: float, seed: int) -> 
                 link.now += STEP
         elif kind == "stop":  # `sender` asks its peer to stop sending on this stream
             peer = (not from_client, index)
-            if peer not in aborted and sid not in sender.ended and sid not in sender.resets:
-                sender.conn.stop_stream(sid, 100 + n)
+            if peer not in aborted:
+                # Whether the peer's FIN has arrived by now depends on timing (packet order
+                # and which packets the seeded loss hits differ between the two connection
+                # classes), so the stream counts as aborted either way: both runs then
+                # report the same streams, each reset or complete.
                 aborted.add(peer)
                 closed.add(peer)  # the peer's writes would fail once STOP_SENDING lands
+                if sid not in sender.ended and sid not in sender.resets:
+                    sender.conn.stop_stream(sid, 100 + n)
         elif key in closed:
             continue
         elif kind == "write":
@@ -435,6 +440,17 @@ def replay(cls: type[QuicConnection], ops: list[Op], loss: float, seed: int) -> 
     derandomize=True,
 )
 @given(ops=operations, lossy=st.booleans(), seed=st.integers(0, 1000))
+@example(  # a STOP_SENDING that races the FIN under loss (found by CI)
+    ops=[
+        ("write", False, 0, 3899),
+        ("write", False, 1, 4062),
+        ("end", False, 0, 0),
+        ("run", False, 0, 2),
+        ("stop", True, 0, 0),
+    ],
+    lossy=True,
+    seed=4,
+)
 def test_random_operations_deliver_the_same_as_stock_aioquic(
     ops: list[Op], lossy: bool, seed: int
 ) -> None:
